@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Tiny reporting helpers for the kernel library's test programs: each check
+ * prints "ok NAME" or "not ok NAME: why", and the program's exit status is
+ * the number of failures (the jest tests read both).
+ */
+#ifndef LKL_TESTS_CHECK_H
+#define LKL_TESTS_CHECK_H
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <lkl.h>
+#include <lkl_host.h>
+
+static int check_failures;
+
+#define CHECK(name, cond, ...)						\
+	do {								\
+		if (cond) {						\
+			printf("ok %s\n", name);			\
+		} else {						\
+			printf("not ok %s: ", name);			\
+			printf(__VA_ARGS__);				\
+			printf("\n");					\
+			check_failures++;				\
+		}							\
+		fflush(stdout);						\
+	} while (0)
+
+/* A system call that must succeed; its result is returned. */
+#define CHECK_CALL(name, call)						\
+	({								\
+		long __r = (call);					\
+		CHECK(name, __r >= 0, "%s (%ld)", lkl_strerror(__r), __r); \
+		__r;							\
+	})
+
+static inline double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+#endif

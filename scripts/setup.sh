@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Prepares a fresh Debian machine for the tests and the demo: host tools
+# (installed with apt when missing and we are root), node modules, and the
+# kernel library (built, or taken from the cache).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+need() { # need COMMAND PACKAGE
+	command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+}
+# Kernel build.
+need gcc gcc
+need make make
+need flex flex
+need bison bison
+need bc bc
+need python3 python3
+need xz xz-utils
+need patch patch
+# Filesystem tools the tests create and check images with.
+need mkfs.ext4 e2fsprogs
+need mkfs.btrfs btrfs-progs
+need mkfs.xfs xfsprogs
+need mkfs.vfat dosfstools
+need mkfs.exfat exfatprogs
+need mkfs.f2fs f2fs-tools
+need mksquashfs squashfs-tools
+need mkfs.erofs erofs-utils
+need sfdisk fdisk
+need setfattr attr
+need setfacl acl
+need isoinfo genisoimage
+
+cache=${LKL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lklfs}
+have_source=$(ls "$cache"/dl/linux-source-6.12_*.deb 2>/dev/null | head -n 1 || true)
+
+if [ "$(id -u)" = 0 ]; then
+	if ((${#missing[@]})) || { [ -z "$have_source" ] && [ -z "${LKL_KERNEL_TARBALL:-}" ]; }; then
+		echo "setup: apt-get update" >&2
+		apt-get update -qq
+	fi
+	if ((${#missing[@]})); then
+		echo "setup: installing ${missing[*]}" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			"${missing[@]}" >/dev/null
+	fi
+elif ((${#missing[@]})); then
+	echo "setup: not root, so not installing: ${missing[*]} (tests needing them are skipped)" >&2
+fi
+
+if [ ! -d node_modules ]; then
+	npm ci --no-audit --no-fund
+fi
+
+bash lkl-build/build.sh
