@@ -31,6 +31,7 @@ need sfdisk fdisk
 need setfattr attr
 need setfacl acl
 need isoinfo genisoimage
+need mtype mtools
 
 cache=${LKL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lklfs}
 have_source=$(ls "$cache"/dl/linux-source-6.12_*.deb 2>/dev/null | head -n 1 || true)

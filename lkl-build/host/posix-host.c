@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * lkl_host_ops for POSIX hosts: pthreads, POSIX semaphores, anonymous
- * mappings for the kernel's RAM and one thread per one-shot timer.
+ * lkl_host_ops for POSIX hosts: pthreads, POSIX semaphores, a memfd for
+ * the kernel's RAM and one thread per one-shot timer.
  *
  * Everything here may be called from kernel context, so nothing blocks
  * except where lkl_host.h says an operation may, and nothing calls back
@@ -206,18 +206,91 @@ static void mem_free(void *mem)
 	free(mem);
 }
 
-/* Reserved, not committed: pages cost memory only once the kernel uses them. */
+/*
+ * The kernel's RAM is a memfd mapping, so that vmap() can alias its pages
+ * elsewhere; pages cost memory only once the kernel touches them. If
+ * memfd_create is unavailable the RAM is anonymous and vmap() fails.
+ */
+static struct {
+	char *base;
+	unsigned long size;
+	int fd;
+} ram = { .fd = -1 };
+
 static void *page_alloc(unsigned long size)
 {
-	void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	int fd = memfd_create("lkl-ram", MFD_CLOEXEC);
+	void *mem;
 
-	return mem == MAP_FAILED ? NULL : mem;
+	if (fd >= 0 && ftruncate(fd, size) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd >= 0)
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	else
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED) {
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	if (!ram.base && fd >= 0) {
+		ram.base = mem;
+		ram.size = size;
+		ram.fd = fd;
+	} else if (fd >= 0) {
+		close(fd);
+	}
+	return mem;
 }
 
 static void page_free(void *mem, unsigned long size)
 {
 	munmap(mem, size);
+	if (mem == ram.base) {
+		close(ram.fd);
+		ram.base = NULL;
+		ram.fd = -1;
+	}
+}
+
+/* Maps runs of consecutive RAM pages with one mmap each. */
+static void *host_vmap(void *const *pages, unsigned int count)
+{
+	unsigned long psize = sysconf(_SC_PAGESIZE);
+	unsigned int i = 0, run;
+	char *addr;
+
+	if (ram.fd < 0 || !count)
+		return NULL;
+	addr = mmap(NULL, count * psize, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (addr == MAP_FAILED)
+		return NULL;
+	while (i < count) {
+		char *p = pages[i];
+
+		if (p < ram.base || p + psize > ram.base + ram.size ||
+		    (unsigned long)(p - ram.base) % psize)
+			goto fail;
+		for (run = 1; i + run < count && pages[i + run] == p + run * psize; run++)
+			;
+		if (mmap(addr + i * psize, run * psize, PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, ram.fd, p - ram.base) == MAP_FAILED)
+			goto fail;
+		i += run;
+	}
+	return addr;
+fail:
+	munmap(addr, count * psize);
+	return NULL;
+}
+
+static void host_vunmap(void *addr, unsigned int count)
+{
+	munmap(addr, count * sysconf(_SC_PAGESIZE));
 }
 
 static unsigned long long clock_ns(clockid_t clock)
@@ -359,4 +432,6 @@ struct lkl_host_operations lkl_host_ops = {
 	.timer_alloc = timer_alloc,
 	.timer_set_oneshot = timer_set_oneshot,
 	.timer_free = timer_free,
+	.vmap = host_vmap,
+	.vunmap = host_vunmap,
 };

@@ -5,7 +5,9 @@
  *
  * FEATURES is a comma list of what the filesystem supports beyond the
  * basics (symlink, hardlink, xattr, chown, mknod, nsec); "ro" mounts the
- * image read-only and only reads /hello.txt, which the test put there.
+ * image read-only and only reads /hello.txt, which the test put there;
+ * "dirty" exits right after the writes, leaving the filesystem mounted
+ * (an ext4 journal that needs recovery).
  * The rw run leaves a known tree for host tools to inspect:
  *   /dir/renamed (1 MiB pattern), /dir/link -> renamed, /dir/hard,
  *   /dir/fifo, user.lklfs xattr "hello" on /dir/renamed,
@@ -198,6 +200,10 @@ int main(int argc, char **argv)
 		read_only_checks(mnt);
 	else
 		read_write_checks(mnt, argv[4]);
+	if (has(argv[4], "dirty")) {
+		lkl_sys_sync();
+		_exit(check_failures);
+	}
 
 	ret = lkl_umount_dev(id, atoi(argv[3]), 0, 1000);
 	CHECK("umount", ret == 0, "%s", lkl_strerror(ret));

@@ -67,6 +67,16 @@ struct lkl_host_operations {
 	void *(*timer_alloc)(void (*fn)(void *), void *arg);
 	int (*timer_set_oneshot)(void *timer, unsigned long long delta_ns);
 	void (*timer_free)(void *timer);
+
+	/*
+	 * Optional: make count RAM pages (page-aligned addresses inside the
+	 * memory page_alloc returned) appear one after another at a new
+	 * address, so that a write through either address is seen through
+	 * both; NULL when that cannot be done. This is the kernel's vmap(),
+	 * which erofs, f2fs compression and multi-page xfs buffers need.
+	 */
+	void *(*vmap)(void *const *pages, unsigned int count);
+	void (*vunmap)(void *addr, unsigned int count);
 };
 
 /*

@@ -1,0 +1,191 @@
+/**
+ * Filesystems through the kernel library: each image is made by the host's
+ * mkfs, written through the kernel, then judged by the host's checker and
+ * read back by a host tool that does not use our kernel.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expectAllOk, haveTool, run, scratchDir, sh } from './harness.js';
+
+const RW_FEATURES = 'symlink,hardlink,xattr,chown,mknod,nsec';
+
+/** The 1 MiB pattern fsops writes to /dir/renamed. */
+function pattern(): Buffer {
+  const b = Buffer.alloc(1 << 20);
+  for (let i = 0; i < b.length; i++) b[i] = (i * 7 + Math.floor(i / 4096)) & 0xff;
+  return b;
+}
+
+interface RwCase {
+  fs: string;
+  tools: string[];
+  sizeMiB: number;
+  mkfs: (img: string) => void;
+  features: string;
+  check: (img: string) => void;
+  /** Reads the tree back with host tools; dir is scratch space. */
+  read?: (img: string, dir: string) => void;
+}
+
+const rwCases: RwCase[] = [
+  {
+    fs: 'ext4',
+    tools: ['mkfs.ext4', 'e2fsck', 'debugfs'],
+    sizeMiB: 64,
+    mkfs: (img) => sh('mkfs.ext4', ['-q', '-F', img]),
+    features: RW_FEATURES,
+    check: (img) => sh('e2fsck', ['-fn', img]),
+    read: (img, dir) => {
+      const stat = sh('debugfs', ['-R', 'stat /dir/renamed', img]).stdout;
+      expect(stat).toMatch(/User:\s+1234\s+Group:\s+5678/);
+      expect(stat).toMatch(/Links: 2/);
+      expect(stat).toContain('user.lklfs (5) = "hello"');
+      // ext4 keeps nanoseconds << 2 in the extra time field.
+      expect(stat).toMatch(/mtime: 0x499602d2:1d6f3454/);
+      expect(sh('debugfs', ['-R', 'stat /dir/link', img]).stdout).toContain('Fast link dest: "renamed"');
+      expect(sh('debugfs', ['-R', 'stat /dir/fifo', img]).stdout).toMatch(/Type: FIFO/);
+      const out = join(dir, 'renamed');
+      sh('debugfs', ['-R', `dump /dir/renamed ${out}`, img]);
+      expect(readFileSync(out).equals(pattern())).toBe(true);
+    },
+  },
+  {
+    fs: 'btrfs',
+    tools: ['mkfs.btrfs', 'btrfs'],
+    sizeMiB: 256,
+    mkfs: (img) => sh('mkfs.btrfs', ['-q', '-f', img]),
+    features: RW_FEATURES,
+    check: (img) => sh('btrfs', ['check', '--readonly', img]),
+    read: (img, dir) => {
+      const out = join(dir, 'restore');
+      mkdirSync(out);
+      sh('btrfs', ['restore', '-x', '-S', img, out]);
+      expect(readFileSync(join(out, 'dir/renamed')).equals(pattern())).toBe(true);
+      expect(readFileSync(join(out, 'dir/hard')).equals(pattern())).toBe(true);
+      expect(sh('readlink', [join(out, 'dir/link')]).stdout.trim()).toBe('renamed');
+    },
+  },
+  {
+    fs: 'xfs',
+    tools: ['mkfs.xfs', 'xfs_repair', 'xfs_db'],
+    sizeMiB: 320,
+    mkfs: (img) => sh('mkfs.xfs', ['-q', '-f', img]),
+    features: RW_FEATURES,
+    check: (img) => sh('xfs_repair', ['-n', '-f', img]),
+    read: (img) => {
+      const ls = sh('xfs_db', ['-r', '-c', 'path /dir', '-c', 'ls', img]).stdout;
+      for (const name of ['renamed', 'link', 'hard', 'fifo']) expect(ls).toContain(name);
+      const inode = sh('xfs_db', ['-r', '-c', 'path /dir/renamed', '-c', 'print core.uid core.gid core.nlinkv2 core.size', img]).stdout;
+      expect(inode).toMatch(/core.uid = 1234/);
+      expect(inode).toMatch(/core.gid = 5678/);
+      expect(inode).toMatch(/core.size = 1048576/);
+    },
+  },
+  {
+    fs: 'f2fs',
+    tools: ['mkfs.f2fs', 'fsck.f2fs'],
+    sizeMiB: 256,
+    mkfs: (img) => sh('mkfs.f2fs', ['-q', '-f', img]),
+    features: RW_FEATURES,
+    check: (img) => {
+      const r = sh('fsck.f2fs', ['--dry-run', img], { allowFail: true });
+      expect(r.status).toBe(0);
+      expect(r.stdout).not.toMatch(/\[Fail/i);
+    },
+  },
+  {
+    fs: 'vfat',
+    tools: ['mkfs.vfat', 'fsck.vfat', 'mtype'],
+    sizeMiB: 64,
+    mkfs: (img) => sh('mkfs.vfat', [img]),
+    features: '',
+    check: (img) => sh('fsck.vfat', ['-n', img]),
+    read: (img, dir) => {
+      const out = join(dir, 'renamed');
+      sh('mcopy', ['-i', img, '::/dir/renamed', out]);
+      expect(readFileSync(out).equals(pattern())).toBe(true);
+    },
+  },
+  {
+    fs: 'exfat',
+    tools: ['mkfs.exfat', 'fsck.exfat'],
+    sizeMiB: 64,
+    mkfs: (img) => sh('mkfs.exfat', [img]),
+    features: '',
+    check: (img) => sh('fsck.exfat', ['-n', img]),
+  },
+];
+
+describe.each(rwCases)('$fs read-write', (c) => {
+  const missing = c.tools.filter((t) => !haveTool(t));
+  const t = missing.length ? test.skip : test;
+  t(`create/write/read/readdir/stat/rename/unlink/mkdir${c.features ? `/${c.features}` : ''}, then host check${missing.length ? ` (skipped: ${missing.join(', ')} missing)` : ''}`, () => {
+    const { dir, cleanup } = scratchDir(c.fs);
+    try {
+      const img = join(dir, `${c.fs}.img`);
+      sh('truncate', ['-s', `${c.sizeMiB}M`, img]);
+      c.mkfs(img);
+      expectAllOk(run('fsops', [img, c.fs, '0', c.features]));
+      c.check(img);
+      c.read?.(img, dir);
+    } finally {
+      cleanup();
+    }
+  });
+});
+
+interface RoCase {
+  name: string;
+  fs: string;
+  tools: string[];
+  make: (src: string, img: string) => void;
+  list?: (img: string) => string;
+}
+
+const squashfs = (comp: string): RoCase => ({
+  name: `squashfs (${comp})`,
+  fs: 'squashfs',
+  tools: ['mksquashfs', 'unsquashfs'],
+  make: (src, img) => sh('mksquashfs', [src, img, '-comp', comp, '-noappend', '-quiet']),
+  list: (img) => sh('unsquashfs', ['-l', img]).stdout,
+});
+
+const roCases: RoCase[] = [
+  {
+    name: 'iso9660 (Rock Ridge, Joliet)',
+    fs: 'iso9660',
+    tools: ['genisoimage', 'isoinfo'],
+    make: (src, img) => sh('genisoimage', ['-quiet', '-R', '-J', '-o', img, src]),
+    list: (img) => sh('isoinfo', ['-R', '-l', '-i', img]).stdout,
+  },
+  ...['gzip', 'xz', 'lz4', 'lzo', 'zstd'].map(squashfs),
+  {
+    name: 'erofs',
+    fs: 'erofs',
+    tools: ['mkfs.erofs', 'dump.erofs'],
+    make: (src, img) => sh('mkfs.erofs', [img, src]),
+    list: (img) => sh('dump.erofs', ['--ls', '--path=/', img]).stdout,
+  },
+];
+
+describe.each(roCases)('$name read-only', (c) => {
+  const missing = c.tools.filter((t) => !haveTool(t));
+  const t = missing.length ? test.skip : test;
+  t(`mount, read, readdir, stat; writes refused; image untouched${missing.length ? ` (skipped: ${missing.join(', ')} missing)` : ''}`, () => {
+    const { dir, cleanup } = scratchDir(c.fs);
+    try {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      writeFileSync(join(src, 'hello.txt'), 'hello, kernel\n');
+      const img = join(dir, `${c.fs}.img`);
+      c.make(src, img);
+      const before = createHash('sha256').update(readFileSync(img)).digest('hex');
+      expectAllOk(run('fsops', [img, c.fs, '0', 'ro']));
+      expect(createHash('sha256').update(readFileSync(img)).digest('hex')).toBe(before);
+      if (c.list) expect(c.list(img)).toContain('hello.txt');
+    } finally {
+      cleanup();
+    }
+  });
+});
