@@ -17,8 +17,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.join(here, '..', 'out');
 
 const count = (name, def) => {
-	const v = Number(process.env[name] ?? def);
-	if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
+	const v = Number(process.env[name] || def);
+	if (!Number.isInteger(v) || v < 1) {
+		process.stderr.write(`bench: ${name} must be a positive integer\n`);
+		process.exit(2);
+	}
 	return v;
 };
 const runs = count('BENCH_RUNS', 20);
@@ -64,15 +67,17 @@ const median = (xs) => {
 const round = (x, digits) => Number(x.toFixed(digits));
 const spread = (xs, digits) => [round(Math.min(...xs), digits), round(Math.max(...xs), digits)];
 
+// Returns the program and the build it was linked with (lkl-build/out is
+// a link into the build cache, which may be relinked while we work: the
+// resolved path keeps headers and library from one build, and we retry).
 async function build(dir) {
 	const exe = path.join(dir, 'kbench');
-	const args = ['-O2', '-I', path.join(out, 'include'), path.join(here, 'kbench.c'),
-		path.join(out, 'lib', 'liblkl.a'), '-lpthread', '-o', exe];
-	// lkl-build/out may be relinked to a fresh build while we link: retry.
 	for (let attempt = 1; ; attempt++) {
 		try {
-			await run('gcc', args);
-			return exe;
+			const lib = fs.realpathSync(out);
+			await run('gcc', ['-O2', '-I', path.join(lib, 'include'), path.join(here, 'kbench.c'),
+				path.join(lib, 'lib', 'liblkl.a'), '-lpthread', '-o', exe]);
+			return { exe, liblkl: path.basename(lib) };
 		} catch (e) {
 			if (attempt === 3) throw e;
 			log(`build failed, retrying: ${e.message.split('\n')[0]}`);
@@ -120,7 +125,8 @@ async function main() {
 	const load = [os.loadavg()[0]];
 	const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'lklfs-kbench-'));
 	dirs.push(tmp);
-	const exe = await build(tmp);
+	const { exe, liblkl } = await build(tmp);
+	log(`built against ${liblkl}`);
 
 	const boots = [];
 	for (let i = 0; i < runs; i++) {
@@ -182,6 +188,7 @@ async function main() {
 			dd_write_mb_s: spread(col(dd, 'write'), 1),
 			dd_read_mb_s: spread(col(dd, 'read'), 1),
 		},
+		liblkl,
 		work_fs: workFs,
 		cpus: os.cpus().length,
 		load_avg: load.map((l) => round(l, 2)),

@@ -16,7 +16,7 @@
 #include <lkl.h>
 #include <lkl_host.h>
 
-static int check_failures;
+static int check_failures __attribute__((unused));
 
 #define CHECK(name, cond, ...)						\
 	do {								\

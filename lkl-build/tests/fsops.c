@@ -5,7 +5,8 @@
  *
  * FEATURES is a comma list of what the filesystem supports beyond the
  * basics (symlink, hardlink, xattr, chown, mknod, nsec); "ro" mounts the
- * image read-only and only reads /hello.txt, which the test put there;
+ * image read-only and only reads what the test put there: /hello.txt and
+ * /big.txt ("line 0\n" to "line 19999\n", large enough to be compressed);
  * "dirty" exits right after the writes, leaving the filesystem mounted
  * (an ext4 journal that needs recovery).
  * The rw run leaves a known tree for host tools to inspect:
@@ -41,6 +42,34 @@ static void pattern(char *buf, size_t len)
 		buf[i] = (char)(i * 7 + i / 4096);
 }
 
+#define BIG_LINES 20000
+
+/* Reads fd to the end and compares it with "line 0\n" ... "line N-1\n". */
+static int read_lines(long fd, int lines)
+{
+	static char got[1 << 16];
+	char want[32];
+	long n, have = 0, pos = 0;
+	int i, len;
+
+	for (i = 0; i < lines; i++) {
+		len = snprintf(want, sizeof(want), "line %d\n", i);
+		if (have - pos < len) {
+			memmove(got, got + pos, have - pos);
+			have -= pos;
+			pos = 0;
+			n = lkl_sys_read(fd, got + have, sizeof(got) - have);
+			if (n < 0)
+				return 0;
+			have += n;
+		}
+		if (have - pos < len || memcmp(got + pos, want, len))
+			return 0;
+		pos += len;
+	}
+	return pos == have && lkl_sys_read(fd, got, 1) == 0;
+}
+
 static void read_only_checks(const char *mnt)
 {
 	char path[128], buf[64] = { 0 };
@@ -67,6 +96,12 @@ static void read_only_checks(const char *mnt)
 		lkl_closedir(dir);
 	CHECK("readdir", found, "hello.txt not listed");
 
+	snprintf(path, sizeof(path), "%s/big.txt", mnt);
+	fd = CHECK_CALL("open big", lkl_sys_openat(LKL_AT_FDCWD, path, LKL_O_RDONLY, 0));
+	CHECK("read big", read_lines(fd, BIG_LINES), "content differs");
+	lkl_sys_close(fd);
+
+	snprintf(path, sizeof(path), "%s/hello.txt", mnt);
 	fd = lkl_sys_openat(LKL_AT_FDCWD, path, LKL_O_WRONLY, 0);
 	CHECK("writes refused", fd == -EROFS, "open for writing gave %ld", fd);
 	if (fd >= 0)

@@ -29,7 +29,7 @@ int main(int argc, char **argv)
 	}
 	lkl_init(&lkl_host_ops);
 	id = lkl_disk_add(&disk);
-	if (id < 0 || lkl_start_kernel("mem=64M quiet")) {
+	if (id < 0 || lkl_start_kernel("mem=64M loglevel=5")) {
 		printf("setup failed\n");
 		return 1;
 	}

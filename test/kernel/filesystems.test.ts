@@ -160,13 +160,15 @@ const roCases: RoCase[] = [
     list: (img) => sh('isoinfo', ['-R', '-l', '-i', img]).stdout,
   },
   ...['gzip', 'xz', 'lz4', 'lzo', 'zstd'].map(squashfs),
-  {
-    name: 'erofs',
-    fs: 'erofs',
-    tools: ['mkfs.erofs', 'dump.erofs'],
-    make: (src, img) => sh('mkfs.erofs', [img, src]),
-    list: (img) => sh('dump.erofs', ['--ls', '--path=/', img]).stdout,
-  },
+  ...[[], ['-zlz4'], ['-zlz4hc']].map(
+    (opts): RoCase => ({
+      name: `erofs (${opts[0]?.slice(2) ?? 'uncompressed'})`,
+      fs: 'erofs',
+      tools: ['mkfs.erofs', 'dump.erofs'],
+      make: (src, img) => sh('mkfs.erofs', [...opts, img, src]),
+      list: (img) => sh('dump.erofs', ['--ls', '--path=/', img]).stdout,
+    }),
+  ),
 ];
 
 describe.each(roCases)('$name read-only', (c) => {
@@ -178,6 +180,7 @@ describe.each(roCases)('$name read-only', (c) => {
       const src = join(dir, 'src');
       mkdirSync(src);
       writeFileSync(join(src, 'hello.txt'), 'hello, kernel\n');
+      writeFileSync(join(src, 'big.txt'), Array.from({ length: 20000 }, (_, i) => `line ${i}\n`).join(''));
       const img = join(dir, `${c.fs}.img`);
       c.make(src, img);
       const before = createHash('sha256').update(readFileSync(img)).digest('hex');
