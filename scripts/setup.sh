@@ -32,6 +32,7 @@ need setfattr attr
 need setfacl acl
 need isoinfo genisoimage
 need mtype mtools
+need strace strace
 
 cache=${LKL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lklfs}
 have_source=$(ls "$cache"/dl/linux-source-6.12_*.deb 2>/dev/null | head -n 1 || true)

@@ -2,12 +2,15 @@
 /*
  * Boot, system calls from several host threads at once, halt, and a second
  * boot in the same process (which must fail cleanly).
+ * boot [EPOCH]: boots with lkl_epoch=EPOCH (the wall clock) and prints the
+ * modification time of a file it creates as "mtime SECONDS".
  */
 #include <pthread.h>
 
 #include "check.h"
 #include <lkl/linux/fcntl.h>
 #include <lkl/linux/stat.h>
+#include <lkl/asm/stat.h>
 
 #define THREADS 4
 #define ROUNDS 200
@@ -42,13 +45,27 @@ static void *worker(void *arg)
 	return (void *)bad;
 }
 
-int main(void)
+static void print_file_time(void)
+{
+	struct lkl_stat st;
+	long fd = lkl_sys_openat(LKL_AT_FDCWD, "/clock", LKL_O_CREAT | LKL_O_WRONLY, 0600);
+
+	CHECK("file for the clock", fd >= 0, "%s", lkl_strerror(fd));
+	lkl_sys_close(fd);
+	CHECK_CALL("stat for the clock", lkl_sys_newfstatat(LKL_AT_FDCWD, "/clock", &st, 0));
+	printf("mtime %lld\n", (long long)st.lkl_st_mtime);
+}
+
+int main(int argc, char **argv)
 {
 	pthread_t threads[THREADS];
 	long total_bad = 0, i, ret;
 
 	CHECK("init", lkl_init(&lkl_host_ops) == 0, "lkl_init failed");
-	ret = lkl_start_kernel("mem=64M quiet");
+	if (argc > 1)
+		ret = lkl_start_kernel("mem=64M quiet lkl_epoch=%s", argv[1]);
+	else
+		ret = lkl_start_kernel("mem=64M quiet");
 	CHECK("boot", ret == 0, "lkl_start_kernel: %s", lkl_strerror(ret));
 	if (ret)
 		return 1;
@@ -56,6 +73,7 @@ int main(void)
 
 	ret = lkl_sys_getpid();
 	CHECK("boot thread is pid 1", ret == 1, "getpid returned %ld", ret);
+	print_file_time();
 
 	for (i = 0; i < THREADS; i++)
 		pthread_create(&threads[i], NULL, worker, (void *)i);

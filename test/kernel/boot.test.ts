@@ -14,3 +14,23 @@ describe('kernel library: boot, system calls, halt', () => {
     ]);
   });
 });
+
+describe('kernel library: wall clock', () => {
+  const mtime = (args: string[]): number => {
+    const r = run('boot', args);
+    expectAllOk(r);
+    const m = /^mtime (\d+)$/m.exec(r.stdout);
+    if (!m?.[1]) throw new Error(`no mtime in:\n${r.stdout}`);
+    return Number(m[1]);
+  };
+
+  test('files get the host time by default', () => {
+    expect(Math.abs(mtime([]) - Date.now() / 1000)).toBeLessThan(120);
+  });
+
+  test('lkl_epoch= sets the clock for reproducible images', () => {
+    const t = mtime(['1000000000']);
+    expect(t).toBeGreaterThanOrEqual(1000000000);
+    expect(t).toBeLessThan(1000000060);
+  });
+});
