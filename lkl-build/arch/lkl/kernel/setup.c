@@ -13,6 +13,9 @@
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/init.h>
+#include <linux/init_syscalls.h>
+#include <linux/kdev_t.h>
+#include <linux/major.h>
 #include <linux/panic_notifier.h>
 #include <linux/reboot.h>
 #include <linux/sched/task.h>
@@ -144,8 +147,21 @@ static struct linux_binfmt host_init_format = {
 
 static int __init host_init_setup(void)
 {
-	struct file *f = filp_open("/init", O_CREAT | O_RDONLY, 0700);
+	struct file *f;
+	int err;
 
+	/*
+	 * There is no terminal (the rootfs's /dev/console is one): pid 1's
+	 * standard streams, which every host task shares, are /dev/null.
+	 */
+	init_mkdir("/dev", 0755);
+	init_unlink("/dev/console");
+	err = init_mknod("/dev/console", S_IFCHR | 0600,
+			 new_encode_dev(MKDEV(MEM_MAJOR, 3)));
+	if (err)
+		return err;
+
+	f = filp_open("/init", O_CREAT | O_RDONLY, 0700);
 	if (IS_ERR(f))
 		return PTR_ERR(f);
 	/* pid 1 never returns to user space, where a plain fput() completes. */
