@@ -118,7 +118,10 @@ static int bench_io(const char *image, long mib)
 	id = lkl_disk_add(&disk);
 	if (id < 0)
 		return fail("disk add", id);
-	/* 256M: big enough for ext4 and the writeback queues, far below SIZE. */
+	/*
+	 * 256M: ample for ext4 and writeback, and well below the runner's
+	 * 1 GiB file, so the page cache cannot hold the whole write.
+	 */
 	ret = lkl_start_kernel("mem=256M quiet");
 	if (ret)
 		return fail("boot", ret);

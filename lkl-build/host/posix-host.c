@@ -380,9 +380,13 @@ static int timer_set_oneshot(void *timer, unsigned long long delta_ns)
 {
 	struct host_timer *t = timer;
 
+	unsigned long long deadline = monotonic_ns() + (delta_ns ? delta_ns : 1);
+
 	pthread_mutex_lock(&t->lock);
-	t->deadline = monotonic_ns() + (delta_ns ? delta_ns : 1);
-	pthread_cond_signal(&t->cond);
+	/* A later deadline needs no wake-up: the thread re-checks when it wakes. */
+	if (!t->deadline || deadline < t->deadline)
+		pthread_cond_signal(&t->cond);
+	t->deadline = deadline;
 	pthread_mutex_unlock(&t->lock);
 	return 0;
 }

@@ -59,12 +59,6 @@ static struct clock_event_device host_clockevent = {
 	.features		= CLOCK_EVT_FEAT_ONESHOT,
 	.set_next_event		= host_timer_next_event,
 	.rating			= 400,
-	.max_delta_ns		= ULONG_MAX,
-	.min_delta_ns		= 1000,
-	.max_delta_ticks	= ULONG_MAX,
-	.min_delta_ticks	= 1000,
-	.mult			= 1,
-	.shift			= 0,
 	.irq			= -1,
 };
 
@@ -113,7 +107,9 @@ void __init time_init(void)
 	if (err)
 		panic("cannot register the host clocksource: %d", err);
 
-	clockevents_register_device(&host_clockevent);
+	/* Ticks are nanoseconds; the limits keep deltas within a host timer's range. */
+	clockevents_config_and_register(&host_clockevent, NSEC_PER_SEC, 1000,
+					LONG_MAX);
 }
 
 /* Halt: no timer may fire into a kernel that is going away. */
