@@ -41,6 +41,12 @@ struct host_disk {
 	struct gendisk *gd;
 	/* Shared with the host I/O threads, under lock. */
 	struct lkl_mutex *lock;
+	/*
+	 * Host filesystems serialise writes to one file on its inode lock,
+	 * spinning while they wait; a sleeping lock of our own leaves that
+	 * CPU to the kernel instead. Reads still run in parallel.
+	 */
+	struct lkl_mutex *write_lock;
 	struct lkl_sem *work;
 	struct list_head submitted, completed;
 	bool stop;
@@ -74,7 +80,13 @@ static void io_thread(void *arg)
 		list_del(&io->node);
 		lkl_ops->mutex_unlock(d->lock);
 
-		io->status = d->disk.ops->request(d->disk, &io->req);
+		if (io->req.type == LKL_DEV_BLK_TYPE_WRITE) {
+			lkl_ops->mutex_lock(d->write_lock);
+			io->status = d->disk.ops->request(d->disk, &io->req);
+			lkl_ops->mutex_unlock(d->write_lock);
+		} else {
+			io->status = d->disk.ops->request(d->disk, &io->req);
+		}
 
 		lkl_ops->mutex_lock(d->lock);
 		list_add_tail(&io->node, &d->completed);
@@ -199,8 +211,11 @@ static void free_host_state(struct host_disk *d)
 		lkl_ops->sem_free(d->work);
 	if (d->lock)
 		lkl_ops->mutex_free(d->lock);
+	if (d->write_lock)
+		lkl_ops->mutex_free(d->write_lock);
 	d->work = NULL;
 	d->lock = NULL;
+	d->write_lock = NULL;
 }
 
 static int disk_register(struct host_disk *d)
@@ -242,9 +257,10 @@ static int disk_register(struct host_disk *d)
 	INIT_LIST_HEAD(&d->completed);
 	d->stop = false;
 	d->lock = lkl_ops->mutex_alloc(0);
+	d->write_lock = lkl_ops->mutex_alloc(0);
 	d->work = lkl_ops->sem_alloc(0);
 	err = -ENOMEM;
-	if (!d->lock || !d->work)
+	if (!d->lock || !d->write_lock || !d->work)
 		goto free_host;
 
 	memset(&d->tags, 0, sizeof(d->tags));
