@@ -4,7 +4,6 @@
  * image with 1 MiB writes, fsyncs, prints "synced" and waits to be killed
  * (the test sends SIGKILL: no unmount, no halt).
  */
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -14,7 +13,7 @@
 
 int main(int argc, char **argv)
 {
-	struct lkl_disk disk = { 0 };
+	struct lkl_disk disk;
 	char mnt[64], path[96];
 	char *buf = malloc(CHUNK);
 	long i, n, fd, mib;
@@ -25,14 +24,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mib = atol(argv[3]);
-	disk.fd = open(argv[1], O_RDWR);
-	if (disk.fd < 0 || !buf) {
-		perror(argv[1]);
-		return 2;
-	}
-	lkl_init(&lkl_host_ops);
-	id = lkl_disk_add(&disk);
-	if (id < 0 || lkl_start_kernel("mem=128M quiet") ||
+	id = attach_and_boot(argv[1], 0, "mem=128M quiet", &disk);
+	if (id < 0 || !buf ||
 	    lkl_mount_dev(id, 0, argv[2], 0, NULL, mnt, sizeof(mnt))) {
 		printf("setup failed\n");
 		return 1;

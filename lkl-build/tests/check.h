@@ -8,6 +8,7 @@
 #define LKL_TESTS_CHECK_H
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,31 @@ static int check_failures __attribute__((unused));
 		CHECK(name, __r >= 0, "%s (%ld)", lkl_strerror(__r), __r); \
 		__r;							\
 	})
+
+/*
+ * Opens IMAGE (read-only if ro), attaches it as a disk and boots with
+ * cmdline. Returns the disk id, or -1 after reporting what failed; the
+ * image's fd is left in disk->fd.
+ */
+static inline int attach_and_boot(const char *image, int ro, const char *cmdline,
+				  struct lkl_disk *disk)
+{
+	long ret;
+	int id;
+
+	memset(disk, 0, sizeof(*disk));
+	disk->fd = open(image, ro ? O_RDONLY : O_RDWR);
+	if (disk->fd < 0) {
+		perror(image);
+		return -1;
+	}
+	lkl_init(&lkl_host_ops);
+	id = lkl_disk_add(disk);
+	CHECK("disk add", id >= 0, "%s", lkl_strerror(id));
+	ret = lkl_start_kernel("%s", cmdline);
+	CHECK("boot", ret == 0, "%s", lkl_strerror(ret));
+	return id >= 0 && !ret ? id : -1;
+}
 
 static inline double now_ms(void)
 {

@@ -14,7 +14,6 @@
  *   /dir/fifo, user.lklfs xattr "hello" on /dir/renamed,
  *   mtime 1234567890.123456789 and owner 1234:5678 on /dir/renamed.
  */
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -199,7 +198,7 @@ static void read_write_checks(const char *mnt, const char *features)
 
 int main(int argc, char **argv)
 {
-	struct lkl_disk disk = { 0 };
+	struct lkl_disk disk;
 	char mnt[64];
 	int ro, id;
 	long ret;
@@ -209,18 +208,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ro = has(argv[4], "ro");
-	disk.fd = open(argv[1], ro ? O_RDONLY : O_RDWR);
-	if (disk.fd < 0) {
-		perror(argv[1]);
-		return 2;
-	}
-
-	lkl_init(&lkl_host_ops);
-	id = lkl_disk_add(&disk);
-	CHECK("disk add", id >= 0, "%s", lkl_strerror(id));
-	ret = lkl_start_kernel("mem=128M quiet");
-	CHECK("boot", ret == 0, "%s", lkl_strerror(ret));
-	if (id < 0 || ret)
+	id = attach_and_boot(argv[1], ro, "mem=128M quiet", &disk);
+	if (id < 0)
 		return 1;
 
 	ret = lkl_mount_dev(id, atoi(argv[3]), argv[2], ro ? LKL_MS_RDONLY : 0,

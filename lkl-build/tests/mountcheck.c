@@ -4,7 +4,6 @@
  * for "ro"), tries to mount it and prints "mount: <errno or 0> <text>". Used
  * to check that bad input gives an error, not a hang or a crash.
  */
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -12,7 +11,7 @@
 
 int main(int argc, char **argv)
 {
-	struct lkl_disk disk = { 0 };
+	struct lkl_disk disk;
 	char mnt[64];
 	long ret;
 	int ro, id;
@@ -22,17 +21,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ro = !strcmp(argv[4], "ro");
-	disk.fd = open(argv[1], ro ? O_RDONLY : O_RDWR);
-	if (disk.fd < 0) {
-		perror(argv[1]);
-		return 2;
-	}
-	lkl_init(&lkl_host_ops);
-	id = lkl_disk_add(&disk);
-	if (id < 0 || lkl_start_kernel("mem=64M loglevel=5")) {
-		printf("setup failed\n");
+	id = attach_and_boot(argv[1], ro, "mem=64M loglevel=5", &disk);
+	if (id < 0)
 		return 1;
-	}
 	ret = lkl_mount_dev(id, atoi(argv[3]), argv[2], ro ? LKL_MS_RDONLY : 0,
 			    argc > 5 ? argv[5] : NULL, mnt, sizeof(mnt));
 	printf("mount: %ld %s\n", ret, ret ? lkl_strerror(ret) : "ok");

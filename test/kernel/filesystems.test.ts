@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectAllOk, haveTool, run, scratchDir, sh } from './harness.js';
+import { expectAllOk, haveTool, run, inScratch, sh } from './harness.js';
 
 const RW_FEATURES = 'symlink,hardlink,xattr,chown,mknod,nsec';
 
@@ -76,7 +76,14 @@ const rwCases: RwCase[] = [
     read: (img) => {
       const ls = sh('xfs_db', ['-r', '-c', 'path /dir', '-c', 'ls', img]).stdout;
       for (const name of ['renamed', 'link', 'hard', 'fifo']) expect(ls).toContain(name);
-      const inode = sh('xfs_db', ['-r', '-c', 'path /dir/renamed', '-c', 'print core.uid core.gid core.nlinkv2 core.size', img]).stdout;
+      const inode = sh('xfs_db', [
+        '-r',
+        '-c',
+        'path /dir/renamed',
+        '-c',
+        'print core.uid core.gid core.nlinkv2 core.size',
+        img,
+      ]).stdout;
       expect(inode).toMatch(/core.uid = 1234/);
       expect(inode).toMatch(/core.gid = 5678/);
       expect(inode).toMatch(/core.size = 1048576/);
@@ -120,19 +127,19 @@ const rwCases: RwCase[] = [
 describe.each(rwCases)('$fs read-write', (c) => {
   const missing = c.tools.filter((t) => !haveTool(t));
   const t = missing.length ? test.skip : test;
-  t(`create/write/read/readdir/stat/rename/unlink/mkdir${c.features ? `/${c.features}` : ''}, then host check${missing.length ? ` (skipped: ${missing.join(', ')} missing)` : ''}`, () => {
-    const { dir, cleanup } = scratchDir(c.fs);
-    try {
-      const img = join(dir, `${c.fs}.img`);
-      sh('truncate', ['-s', `${c.sizeMiB}M`, img]);
-      c.mkfs(img);
-      expectAllOk(run('fsops', [img, c.fs, '0', c.features]));
-      c.check(img);
-      c.read?.(img, dir);
-    } finally {
-      cleanup();
-    }
-  });
+  t(
+    `create/write/read/readdir/stat/rename/unlink/mkdir${c.features ? `/${c.features}` : ''}, then host check${missing.length ? ` (skipped: ${missing.join(', ')} missing)` : ''}`,
+    () => {
+      return inScratch(c.fs, async (dir) => {
+        const img = join(dir, `${c.fs}.img`);
+        sh('truncate', ['-s', `${c.sizeMiB}M`, img]);
+        c.mkfs(img);
+        expectAllOk(run('fsops', [img, c.fs, '0', c.features]));
+        c.check(img);
+        c.read?.(img, dir);
+      });
+    },
+  );
 });
 
 interface RoCase {
@@ -160,35 +167,33 @@ const roCases: RoCase[] = [
     list: (img) => sh('isoinfo', ['-R', '-l', '-i', img]).stdout,
   },
   ...['gzip', 'xz', 'lz4', 'lzo', 'zstd'].map(squashfs),
-  ...[[], ['-zlz4'], ['-zlz4hc']].map(
-    (opts): RoCase => ({
-      name: `erofs (${opts[0]?.slice(2) ?? 'uncompressed'})`,
-      fs: 'erofs',
-      tools: ['mkfs.erofs', 'dump.erofs'],
-      make: (src, img) => sh('mkfs.erofs', [...opts, img, src]),
-      list: (img) => sh('dump.erofs', ['--ls', '--path=/', img]).stdout,
-    }),
-  ),
+  ...[[], ['-zlz4'], ['-zlz4hc']].map((opts): RoCase => ({
+    name: `erofs (${opts[0]?.slice(2) ?? 'uncompressed'})`,
+    fs: 'erofs',
+    tools: ['mkfs.erofs', 'dump.erofs'],
+    make: (src, img) => sh('mkfs.erofs', [...opts, img, src]),
+    list: (img) => sh('dump.erofs', ['--ls', '--path=/', img]).stdout,
+  })),
 ];
 
 describe.each(roCases)('$name read-only', (c) => {
   const missing = c.tools.filter((t) => !haveTool(t));
   const t = missing.length ? test.skip : test;
-  t(`mount, read, readdir, stat; writes refused; image untouched${missing.length ? ` (skipped: ${missing.join(', ')} missing)` : ''}`, () => {
-    const { dir, cleanup } = scratchDir(c.fs);
-    try {
-      const src = join(dir, 'src');
-      mkdirSync(src);
-      writeFileSync(join(src, 'hello.txt'), 'hello, kernel\n');
-      writeFileSync(join(src, 'big.txt'), Array.from({ length: 20000 }, (_, i) => `line ${i}\n`).join(''));
-      const img = join(dir, `${c.fs}.img`);
-      c.make(src, img);
-      const before = createHash('sha256').update(readFileSync(img)).digest('hex');
-      expectAllOk(run('fsops', [img, c.fs, '0', 'ro']));
-      expect(createHash('sha256').update(readFileSync(img)).digest('hex')).toBe(before);
-      if (c.list) expect(c.list(img)).toContain('hello.txt');
-    } finally {
-      cleanup();
-    }
-  });
+  t(
+    `mount, read, readdir, stat; writes refused; image untouched${missing.length ? ` (skipped: ${missing.join(', ')} missing)` : ''}`,
+    () => {
+      return inScratch(c.fs, async (dir) => {
+        const src = join(dir, 'src');
+        mkdirSync(src);
+        writeFileSync(join(src, 'hello.txt'), 'hello, kernel\n');
+        writeFileSync(join(src, 'big.txt'), Array.from({ length: 20000 }, (_, i) => `line ${i}\n`).join(''));
+        const img = join(dir, `${c.fs}.img`);
+        c.make(src, img);
+        const before = createHash('sha256').update(readFileSync(img)).digest('hex');
+        expectAllOk(run('fsops', [img, c.fs, '0', 'ro']));
+        expect(createHash('sha256').update(readFileSync(img)).digest('hex')).toBe(before);
+        if (c.list) expect(c.list(img)).toContain('hello.txt');
+      });
+    },
+  );
 });

@@ -32,7 +32,8 @@ export function program(name: string): string {
   if (!existsSync(lib)) throw new Error(`${lib} is missing: run "npm run build:kernel"`);
   const fresh =
     existsSync(binary) &&
-    statSync(binary).mtimeMs > Math.max(statSync(source).mtimeMs, statSync(lib).mtimeMs, statSync(join(testsDir, 'check.h')).mtimeMs);
+    statSync(binary).mtimeMs >
+      Math.max(statSync(source).mtimeMs, statSync(lib).mtimeMs, statSync(join(testsDir, 'check.h')).mtimeMs);
   if (!fresh) {
     const cc = spawnSync(
       'gcc',
@@ -80,7 +81,11 @@ export function haveTool(cmd: string): boolean {
 }
 
 /** Runs a host tool; throws with its output when it fails. */
-export function sh(cmd: string, args: string[], opts: { input?: string; allowFail?: boolean } = {}): SpawnSyncReturns<string> {
+export function sh(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; allowFail?: boolean } = {},
+): SpawnSyncReturns<string> {
   const r = spawnSync(cmd, args, { encoding: 'utf8', input: opts.input, maxBuffer: 64 * 1024 * 1024 });
   if (!opts.allowFail && r.status !== 0) {
     throw new Error(`${cmd} ${args.join(' ')} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
@@ -88,8 +93,13 @@ export function sh(cmd: string, args: string[], opts: { input?: string; allowFai
   return r;
 }
 
-export function scratchDir(prefix: string): { dir: string; cleanup: () => void } {
+/** Runs fn in a fresh directory under test/.work, removed afterwards. */
+export async function inScratch<T>(prefix: string, fn: (dir: string) => T | Promise<T>): Promise<T> {
   mkdirSync(workDir, { recursive: true });
   const dir = mkdtempSync(join(workDir, `${prefix}-`));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { openSync, readFileSync, readSync, closeSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectAllOk, haveTool, program, run, scratchDir, sh } from './harness.js';
+import { expectAllOk, haveTool, program, run, inScratch, sh } from './harness.js';
 
 const sha256 = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
 const need = (...tools: string[]) => (tools.every(haveTool) ? test : test.skip);
@@ -31,9 +31,12 @@ function mountResult(args: string[]): { ret: number; stderr: string } {
 }
 
 describe('partitions', () => {
-  need('sfdisk', 'mkfs.ext4', 'e2fsck')('partition 2 of a GPT image made by sfdisk mounts and is written correctly', () => {
-    const { dir, cleanup } = scratchDir('gpt');
-    try {
+  need(
+    'sfdisk',
+    'mkfs.ext4',
+    'e2fsck',
+  )('partition 2 of a GPT image made by sfdisk mounts and is written correctly', () => {
+    return inScratch('gpt', async (dir) => {
       const img = join(dir, 'disk.img');
       sh('truncate', ['-s', '96M', img]);
       sh('sfdisk', ['-q', img], { input: 'label: gpt\n,24M\n,\n' });
@@ -48,16 +51,13 @@ describe('partitions', () => {
       sh('dd', [`if=${img}`, `of=${part}`, 'bs=512', `skip=${p2.start}`, `count=${p2.size}`, 'status=none']);
       sh('e2fsck', ['-fn', part]);
       expect(sh('debugfs', ['-R', 'ls /dir', part]).stdout).toContain('renamed');
-    } finally {
-      cleanup();
-    }
+    });
   });
 });
 
 describe('read-only attachment', () => {
   need('mkfs.ext4', 'dumpe2fs')('an ext4 image with a dirty journal, attached read-only, is never written', () => {
-    const { dir, cleanup } = scratchDir('dirty');
-    try {
+    return inScratch('dirty', async (dir) => {
       const img = ext4Image(dir);
       // Writes, syncs and exits with the filesystem still mounted.
       expectAllOk(run('fsops', [img, 'ext4', '0', 'symlink,dirty']));
@@ -73,98 +73,84 @@ describe('read-only attachment', () => {
       // Without replay it mounts, still without a single write.
       expect(mountResult([img, 'ext4', '0', 'ro', 'norecovery']).ret).toBe(0);
       expect(sha256(img)).toBe(before);
-    } finally {
-      cleanup();
-    }
+    });
   });
 });
 
 describe('durability', () => {
-  need('mkfs.ext4', 'e2fsck', 'debugfs')(
-    '512 MiB written and fsynced, then SIGKILL: the image checks clean and holds the data',
-    async () => {
-      const { dir, cleanup } = scratchDir('kill');
-      try {
-        const img = ext4Image(dir, 1024);
-        const mib = 512;
-        const child = spawn(program('bigwrite'), [img, 'ext4', String(mib)], { stdio: ['ignore', 'pipe', 'pipe'] });
-        let out = '';
-        let err = '';
-        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-        const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
-        await new Promise<void>((resolve, reject) => {
-          child.stdout.on('data', (d: Buffer) => {
-            out += d.toString();
-            if (out.includes('synced\n')) resolve();
-          });
-          child.on('exit', () => reject(new Error(`bigwrite exited early:\n${out}\n${err}`)));
+  need(
+    'mkfs.ext4',
+    'e2fsck',
+    'debugfs',
+  )('512 MiB written and fsynced, then SIGKILL: the image checks clean and holds the data', async () => {
+    return inScratch('kill', async (dir) => {
+      const img = ext4Image(dir, 1024);
+      const mib = 512;
+      const child = spawn(program('bigwrite'), [img, 'ext4', String(mib)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('synced\n')) resolve();
         });
-        child.kill('SIGKILL');
-        expect(await exited).toBe('SIGKILL');
+        child.on('exit', () => reject(new Error(`bigwrite exited early:\n${out}\n${err}`)));
+      });
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
 
-        // The kernel was killed mid-mount: replay the journal as the next
-        // mount would, then the filesystem must check clean.
-        const replay = sh('e2fsck', ['-fy', img], { allowFail: true });
-        expect([0, 1]).toContain(replay.status);
-        sh('e2fsck', ['-fn', img]);
+      // The kernel was killed mid-mount: replay the journal as the next
+      // mount would, then the filesystem must check clean.
+      const replay = sh('e2fsck', ['-fy', img], { allowFail: true });
+      expect([0, 1]).toContain(replay.status);
+      sh('e2fsck', ['-fn', img]);
 
-        const dump = join(dir, 'big');
-        sh('debugfs', ['-R', `dump /big ${dump}`, img]);
-        const fd = openSync(dump, 'r');
-        const chunk = Buffer.alloc(1 << 20);
-        try {
-          for (let i = 0; i < mib; i++) {
-            expect(readSync(fd, chunk, 0, chunk.length, i * chunk.length)).toBe(chunk.length);
-            const expected = Buffer.alloc(chunk.length, i & 0xff);
-            expected.writeBigInt64LE(BigInt(i), 0);
-            if (!chunk.equals(expected)) throw new Error(`MiB ${i} of /big differs`);
-          }
-          expect(readSync(fd, chunk, 0, 1, mib * chunk.length)).toBe(0);
-        } finally {
-          closeSync(fd);
+      const dump = join(dir, 'big');
+      sh('debugfs', ['-R', `dump /big ${dump}`, img]);
+      const fd = openSync(dump, 'r');
+      const chunk = Buffer.alloc(1 << 20);
+      try {
+        for (let i = 0; i < mib; i++) {
+          expect(readSync(fd, chunk, 0, chunk.length, i * chunk.length)).toBe(chunk.length);
+          const expected = Buffer.alloc(chunk.length, i & 0xff);
+          expected.writeBigInt64LE(BigInt(i), 0);
+          if (!chunk.equals(expected)) throw new Error(`MiB ${i} of /big differs`);
         }
+        expect(readSync(fd, chunk, 0, 1, mib * chunk.length)).toBe(0);
       } finally {
-        cleanup();
+        closeSync(fd);
       }
-    },
-  );
+    });
+  });
 });
 
 describe('bad input gives an error, never a hang or a crash', () => {
   const withExt4 = need('mkfs.ext4');
 
   withExt4('unknown filesystem type', () => {
-    const { dir, cleanup } = scratchDir('bad');
-    try {
+    return inScratch('bad', async (dir) => {
       expect(mountResult([ext4Image(dir), 'nosuchfs', '0', 'rw']).ret).toBe(-19); // ENODEV
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   withExt4('wrong filesystem type for the image', () => {
-    const { dir, cleanup } = scratchDir('bad');
-    try {
+    return inScratch('bad', async (dir) => {
       const r = mountResult([ext4Image(dir), 'xfs', '0', 'rw']);
       expect(r.ret).toBe(-22); // EINVAL
       expect(r.stderr).toMatch(/XFS/);
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   withExt4('missing partition', () => {
-    const { dir, cleanup } = scratchDir('bad');
-    try {
+    return inScratch('bad', async (dir) => {
       expect(mountResult([ext4Image(dir), 'ext4', '3', 'rw']).ret).toBe(-6); // ENXIO
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   withExt4('corrupted superblock', () => {
-    const { dir, cleanup } = scratchDir('bad');
-    try {
+    return inScratch('bad', async (dir) => {
       const img = ext4Image(dir);
       const fd = openSync(img, 'r+');
       writeSync(fd, Buffer.alloc(1024), 0, 1024, 1024);
@@ -172,22 +158,17 @@ describe('bad input gives an error, never a hang or a crash', () => {
       const r = mountResult([img, 'ext4', '0', 'rw']);
       expect(r.ret).toBe(-22);
       expect(r.stderr).toMatch(/EXT4-fs|VFS/);
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   withExt4('truncated image', () => {
-    const { dir, cleanup } = scratchDir('bad');
-    try {
+    return inScratch('bad', async (dir) => {
       const img = ext4Image(dir);
       sh('truncate', ['-s', '1M', img]);
       const r = mountResult([img, 'ext4', '0', 'rw']);
       expect(r.ret).toBeLessThan(0);
       expect(r.stderr).toMatch(/EXT4-fs/);
-    } finally {
-      cleanup();
-    }
+    });
   });
 
   test('a kernel panic reaches the host panic operation and ends the process', () => {
