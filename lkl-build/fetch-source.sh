@@ -44,7 +44,8 @@ if [ ! -f "$tree/.lkl-unpacked" ]; then
 		echo "fetch-source: unpacking $tarball" >&2
 		tar -x -f "$tarball" -C "$tree.tmp" --strip-components=1
 	fi
-	version=$(make -s -C "$tree.tmp" kernelversion)
+	version=$(make -s -C "$tree.tmp" kernelversion 2>/dev/null) ||
+		version="something that is not a kernel source tree"
 	case "$version" in
 	6.12.*) ;;
 	*) rm -rf "$tree.tmp"; die "expected a Linux 6.12.y tree, found $version" ;;
