@@ -68,6 +68,32 @@ static int fd_rw(int fd, struct iovec *iov, int count, off_t off, int write)
 	return LKL_DEV_BLK_STATUS_OK;
 }
 
+/*
+ * A large write (the kernel's writeback of a streaming write) starts the
+ * host's writeback of that range at once. Left to the host's own flusher,
+ * such data piles up dirty in the host's page cache and the final flush
+ * (fdatasync) writes it all at the end, while nothing else runs; started
+ * now, the disk works while the kernel carries on. Small writes (journal,
+ * metadata) are left to the host to coalesce. Only a hint: errors (say a
+ * file system without it) are ignored, and FLUSH still makes data durable.
+ */
+#define WRITEBACK_MIN	(256 * 1024)
+
+static void start_writeback(int fd, off_t off, size_t len)
+{
+	if (len >= WRITEBACK_MIN)
+		sync_file_range(fd, off, len, SYNC_FILE_RANGE_WRITE);
+}
+
+static size_t iov_bytes(const struct iovec *iov, int count)
+{
+	size_t len = 0;
+
+	while (count-- > 0)
+		len += iov++->iov_len;
+	return len;
+}
+
 static int fd_fallocate(int fd, int mode, off_t off, off_t len)
 {
 	while (fallocate(fd, mode, off, len) < 0) {
@@ -83,13 +109,19 @@ static int fd_request(struct lkl_disk disk, struct lkl_blk_req *req)
 {
 	off_t off = (off_t)req->sector * 512;
 	struct iovec *iov = (struct iovec *)req->buf;
+	size_t len;
 	int ret;
 
 	switch (req->type) {
 	case LKL_DEV_BLK_TYPE_READ:
 		return fd_rw(disk.fd, iov, req->count, off, 0);
 	case LKL_DEV_BLK_TYPE_WRITE:
-		return fd_rw(disk.fd, iov, req->count, off, 1);
+		/* Sized first: fd_rw() may adjust the vector as it goes. */
+		len = iov_bytes(iov, req->count);
+		ret = fd_rw(disk.fd, iov, req->count, off, 1);
+		if (ret == LKL_DEV_BLK_STATUS_OK)
+			start_writeback(disk.fd, off, len);
+		return ret;
 	case LKL_DEV_BLK_TYPE_FLUSH:
 	case LKL_DEV_BLK_TYPE_FLUSH_OUT:
 		while ((ret = fdatasync(disk.fd)) < 0 && errno == EINTR)
