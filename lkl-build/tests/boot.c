@@ -72,7 +72,7 @@ int main(int argc, char **argv)
 	CHECK("running", lkl_is_running(), "lkl_is_running() is 0 after boot");
 
 	ret = lkl_sys_getpid();
-	CHECK("boot thread is pid 1", ret == 1, "getpid returned %ld", ret);
+	CHECK("host threads are threads of pid 1", ret == 1, "getpid returned %ld", ret);
 	print_file_time();
 
 	for (i = 0; i < THREADS; i++)

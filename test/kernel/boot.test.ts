@@ -5,7 +5,7 @@ describe('kernel library: boot, system calls, halt', () => {
     const r = run('boot');
     expectAllOk(r, [
       'boot',
-      'boot thread is pid 1',
+      'host threads are threads of pid 1',
       'four threads at once',
       'errors are negative errno',
       'halt',

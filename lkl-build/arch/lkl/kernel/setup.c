@@ -5,8 +5,8 @@
  * lkl_start_kernel() starts a host thread that takes the CPU and runs
  * start_kernel(); that thread becomes the idle task. Boot is complete when
  * pid 1 "execs" /init, a file this code creates and only its own binary
- * format accepts: pid 1 then becomes the host task of the thread that
- * called lkl_start_kernel().
+ * format accepts: pid 1 then creates the tasks of host threads that make
+ * system calls (threads.c).
  */
 #include <linux/binfmts.h>
 #include <linux/console.h>
@@ -27,7 +27,6 @@
 
 struct lkl_host_operations *lkl_ops;
 bool lkl_halted;
-lkl_thread_t boot_caller_tid;
 
 static bool booted;
 static struct lkl_sem *boot_sem;
@@ -112,13 +111,10 @@ int __ref lkl_start_kernel(const char *fmt, ...)
 	if (err)
 		return err;
 
-	boot_caller_tid = lkl_ops->thread_self();
 	if (!lkl_ops->thread_create(boot_thread, NULL))
 		return -ENOMEM;
 	lkl_ops->sem_down(boot_sem);
-	if (boot_err)
-		return boot_err;
-	return syscalls_adopt_boot_thread();
+	return boot_err;
 }
 
 int lkl_is_running(void)

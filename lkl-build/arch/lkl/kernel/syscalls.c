@@ -45,7 +45,7 @@ static void host_thread_gone(void *data)
 {
 	struct task_struct *task = data;
 
-	if (lkl_halted || task == host_group_leader || cpu_get())
+	if (lkl_halted || cpu_get())
 		return;
 	host_task_enter(task);
 	host_task_exit(task);
@@ -55,12 +55,6 @@ int syscalls_init(void)
 {
 	host_task_key = lkl_ops->tls_alloc(host_thread_gone);
 	return host_task_key ? 0 : -ENOMEM;
-}
-
-/* The thread that booted the kernel makes its calls as pid 1. */
-int syscalls_adopt_boot_thread(void)
-{
-	return lkl_ops->tls_set(host_task_key, host_group_leader) ? -ENOMEM : 0;
 }
 
 struct syscall_args {
@@ -111,20 +105,20 @@ long kernel_call(long (*fn)(void *arg), void *arg)
 
 	if (!lkl_is_running())
 		return -ENODEV;
-	ret = cpu_get();
-	if (ret)
-		return ret;
 
 	task = lkl_ops->tls_get(host_task_key);
-	if (!task) {
+	if (task) {
+		ret = cpu_get();
+		if (ret)
+			return ret;
+		host_task_enter(task);
+	} else {
+		/* The thread's first call: its new task comes back current. */
 		task = host_task_create();
-		if (IS_ERR(task)) {
-			cpu_leave();
+		if (IS_ERR(task))
 			return PTR_ERR(task);
-		}
 		lkl_ops->tls_set(host_task_key, task);
 	}
-	host_task_enter(task);
 
 	/* Halt (see setup.c) returns here once the kernel is gone. */
 	if (__builtin_setjmp(jb))

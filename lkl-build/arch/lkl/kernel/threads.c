@@ -26,14 +26,26 @@
 
 struct task_struct *arch_current_task = &init_task;
 
-/* pid 1 after boot; every host task is a thread of its group. */
-struct task_struct *host_group_leader;
+/* pid 1 after boot: it creates the host tasks, all threads of its group. */
+static struct task_struct *host_factory;
 
 /* Never called: marks kernel_clone() requests that create host tasks. */
 static int host_task_marker(void *unused)
 {
 	return 0;
 }
+
+/*
+ * A host thread's request for a task (host_task_create). The semaphore
+ * becomes the task's own: it is posted when the scheduler first switches
+ * to the task, or by pid 1 if the task could not be made.
+ */
+struct host_task_request {
+	struct list_head node;
+	lkl_thread_t tid;
+	struct lkl_sem *sched_sem;
+	struct task_struct *task;
+};
 
 static void thread_bootstrap(void *arg);
 
@@ -45,16 +57,21 @@ int copy_thread(struct task_struct *p, const struct kernel_clone_args *args)
 		return -EINVAL;	/* no user-space clone() in a library */
 
 	memset(t, 0, sizeof(*t));
+	if (args->fn == host_task_marker) {
+		struct host_task_request *req = args->fn_arg;
+
+		/* Runs on the thread that asked for it. */
+		t->host_task = true;
+		t->tid = req->tid;
+		t->sched_sem = req->sched_sem;
+		/* Until kernel_clone() succeeds, the semaphore stays the requester's. */
+		t->borrowed_sem = true;
+		return 0;
+	}
+
 	t->sched_sem = lkl_ops->sem_alloc(0);
 	if (!t->sched_sem)
 		return -ENOMEM;
-
-	if (args->fn == host_task_marker) {
-		/* Runs on the thread that asked for it. */
-		t->host_task = true;
-		t->tid = lkl_ops->thread_self();
-		return 0;
-	}
 
 	t->fn = args->fn;
 	t->fn_arg = args->fn_arg;
@@ -69,7 +86,7 @@ int copy_thread(struct task_struct *p, const struct kernel_clone_args *args)
 
 void arch_release_task_struct(struct task_struct *tsk)
 {
-	if (tsk->thread.sched_sem)
+	if (tsk->thread.sched_sem && !tsk->thread.borrowed_sem)
 		lkl_ops->sem_free(tsk->thread.sched_sem);
 	tsk->thread.sched_sem = NULL;
 }
@@ -120,25 +137,63 @@ struct task_struct *__switch_to(struct task_struct *prev,
 	return current->thread.prev_sched;
 }
 
-/*
- * pid 1 has "exec'ed" /init (see setup.c): from now on it is the host task
- * of the thread that booted the kernel, and its own host thread ends.
- */
-static void init_enters_user_space(void)
-{
-	void *jb[5];
+static LIST_HEAD(host_task_requests);
+static DEFINE_SPINLOCK(host_task_requests_lock);
 
-	host_group_leader = current;
-	current->thread.host_task = true;
-	current->thread.tid = boot_caller_tid;
-	host_task_park();
-	if (!__builtin_setjmp(jb)) {
-		current->thread.leave_jb = jb;
-		cpu_leave();
-	}
+/* A thread in pid 1's group, to run on the requesting host thread. */
+static struct task_struct *clone_host_task(struct host_task_request *req)
+{
+	struct kernel_clone_args args = {
+		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+			 CLONE_THREAD | CLONE_SYSVSEM | CLONE_UNTRACED,
+		.exit_signal = 0,
+		.fn = host_task_marker,
+		.fn_arg = req,
+		.name = "host",
+	};
+	struct task_struct *task;
+	pid_t pid = kernel_clone(&args);
+
+	if (pid < 0)
+		return ERR_PTR(pid);
+	rcu_read_lock();
+	task = find_task_by_pid_ns(pid, &init_pid_ns);
+	get_task_struct(task);
+	rcu_read_unlock();
+	/* No switch to the new task can happen before this: nothing sleeps. */
+	task->thread.borrowed_sem = false;
+	return task;
+}
+
+/*
+ * pid 1 has "exec'ed" /init (see setup.c); its user space is this loop,
+ * which creates host tasks as threads of its own group, so that all host
+ * threads share one file table, working directory and credentials.
+ * kernel_clone() copies from current, which is why pid 1 does it.
+ */
+static void host_task_factory(void)
+{
+	struct host_task_request *req;
+
+	host_factory = current;
 	boot_done(0);
-	lkl_ops->thread_detach();
-	lkl_ops->thread_exit();
+	for (;;) {
+		set_current_state(TASK_IDLE);
+		spin_lock(&host_task_requests_lock);
+		req = list_first_entry_or_null(&host_task_requests,
+					       struct host_task_request, node);
+		if (req)
+			list_del(&req->node);
+		spin_unlock(&host_task_requests_lock);
+		if (!req) {
+			schedule();
+			continue;
+		}
+		__set_current_state(TASK_RUNNING);
+		req->task = clone_host_task(req);
+		if (IS_ERR(req->task))
+			lkl_ops->sem_up(req->sched_sem);
+	}
 }
 
 static void thread_bootstrap(void *arg)
@@ -154,7 +209,7 @@ static void thread_bootstrap(void *arg)
 	schedule_tail(task->thread.prev_sched);
 	fn = task->thread.fn;
 	if (fn(task->thread.fn_arg) == 0 && task_pid_nr(task) == 1)
-		init_enters_user_space();
+		host_task_factory();
 
 	/* Kernel threads end through do_exit(); nothing else returns here. */
 	panic("kernel thread %s returned", task->comm);
@@ -216,7 +271,6 @@ void host_task_enter(struct task_struct *task)
 		return;
 	}
 
-	task->thread.tid = lkl_ops->thread_self();
 	wake_up_process(task);
 
 	if (is_idle_task(current)) {
@@ -239,34 +293,37 @@ void host_task_enter(struct task_struct *task)
 }
 
 /*
- * A new host task: a thread in pid 1's group, so that all host threads
- * share one file table, one working directory and one set of credentials.
- * kernel_clone() copies from current, so pid 1 briefly stands in for it.
+ * The calling host thread's task, made by pid 1 on request. Like a new
+ * kernel thread it starts when the scheduler first switches to it: this
+ * returns then, with the CPU held and the new task current (or with an
+ * error and without the CPU).
  */
 struct task_struct *host_task_create(void)
 {
-	struct kernel_clone_args args = {
-		.flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
-			 CLONE_THREAD | CLONE_SYSVSEM | CLONE_UNTRACED,
-		.exit_signal = 0,
-		.fn = host_task_marker,
-		.name = "host",
-	};
-	struct task_struct *saved = current, *task;
-	pid_t pid;
+	struct host_task_request req = { .tid = lkl_ops->thread_self() };
+	int err;
 
-	arch_current_task = host_group_leader;
-	pid = kernel_clone(&args);
-	arch_current_task = saved;
-	if (pid < 0)
-		return ERR_PTR(pid);
+	req.sched_sem = lkl_ops->sem_alloc(0);
+	if (!req.sched_sem)
+		return ERR_PTR(-ENOMEM);
+	err = cpu_get();
+	if (err) {
+		lkl_ops->sem_free(req.sched_sem);
+		return ERR_PTR(err);
+	}
+	spin_lock(&host_task_requests_lock);
+	list_add_tail(&req.node, &host_task_requests);
+	spin_unlock(&host_task_requests_lock);
+	wake_up_process(host_factory);
+	cpu_leave();
 
-	rcu_read_lock();
-	task = find_task_by_pid_ns(pid, &init_pid_ns);
-	if (task)
-		get_task_struct(task);
-	rcu_read_unlock();
-	return task ? task : ERR_PTR(-ESRCH);
+	lkl_ops->sem_down(req.sched_sem);
+	if (IS_ERR(req.task)) {
+		lkl_ops->sem_free(req.sched_sem);
+		return req.task;
+	}
+	schedule_tail(req.task->thread.prev_sched);
+	return req.task;
 }
 
 /*

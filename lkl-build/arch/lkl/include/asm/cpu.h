@@ -36,7 +36,6 @@ void host_task_exit(struct task_struct *task);
 void idle_kick(void);
 void threads_halt(void);
 int threads_init(void);
-extern struct task_struct *host_group_leader;
 
 /* time.c */
 void time_halt(void);
@@ -44,7 +43,6 @@ void time_halt(void);
 /* syscalls.c */
 int syscalls_init(void);
 long kernel_call(long (*fn)(void *arg), void *arg);
-int syscalls_adopt_boot_thread(void);
 
 /* drivers/disk.c */
 void disks_halt(void);
@@ -57,7 +55,6 @@ void bootmem_free(void);
 void host_console_init(void);
 
 /* setup.c */
-extern lkl_thread_t boot_caller_tid;
 void boot_done(int err);
 
 #endif

@@ -23,6 +23,8 @@ struct thread_struct {
 	void *fn_arg;
 	/* Bound to an outside host thread that makes system calls. */
 	bool host_task;
+	/* sched_sem still belongs to the thread that asked for this task. */
+	bool borrowed_sem;
 	/* A host task between system calls (see threads.c). */
 	bool parked;
 	/* Where the thread borrowing this parked task resumes after a switch. */
