@@ -4,14 +4,15 @@
  * mkfs: fsops IMAGE FSTYPE PART FEATURES
  *
  * FEATURES is a comma list of what the filesystem supports beyond the
- * basics (symlink, hardlink, xattr, chown, mknod, nsec); "ro" mounts the
+ * basics (symlink, hardlink, xattr, acl, chown, mknod, nsec); "ro" mounts the
  * image read-only and only reads what the test put there: /hello.txt and
  * /big.txt ("line 0\n" to "line 19999\n", large enough to be compressed);
  * "dirty" exits right after the writes, leaving the filesystem mounted
  * (an ext4 journal that needs recovery).
  * The rw run leaves a known tree for host tools to inspect:
  *   /dir/renamed (1 MiB pattern), /dir/link -> renamed, /dir/hard,
- *   /dir/fifo, user.lklfs xattr "hello" on /dir/renamed,
+ *   /dir/fifo, user.lklfs xattr "hello" and the access ACL
+ *   user::rw-,user:1000:r--,group::r--,mask::r--,other::r-- on /dir/renamed,
  *   mtime 1234567890.123456789 and owner 1234:5678 on /dir/renamed.
  */
 #include <unistd.h>
@@ -171,6 +172,24 @@ static void read_write_checks(const char *mnt, const char *features)
 		CHECK_CALL("setxattr", lkl_sys_setxattr(renamed, "user.lklfs", "hello", 5, 0));
 		n = lkl_sys_getxattr(renamed, "user.lklfs", xval, sizeof(xval));
 		CHECK("getxattr", n == 5 && !memcmp(xval, "hello", 5), "got %ld '%s'", n, xval);
+	}
+	if (has(features, "acl")) {
+		/* The xattr form of the ACL above: version 2, then tag, perm, id. */
+		static const unsigned char acl[] = {
+			2, 0, 0, 0,
+			0x01, 0, 6, 0, 0xff, 0xff, 0xff, 0xff,	/* user::rw- */
+			0x02, 0, 4, 0, 0xe8, 0x03, 0, 0,	/* user:1000:r-- */
+			0x04, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,	/* group::r-- */
+			0x10, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,	/* mask::r-- */
+			0x20, 0, 4, 0, 0xff, 0xff, 0xff, 0xff,	/* other::r-- */
+		};
+		unsigned char got[64];
+
+		CHECK_CALL("set ACL", lkl_sys_setxattr(renamed, "system.posix_acl_access",
+						       acl, sizeof(acl), 0));
+		n = lkl_sys_getxattr(renamed, "system.posix_acl_access", got, sizeof(got));
+		CHECK("get ACL", n == sizeof(acl) && !memcmp(got, acl, sizeof(acl)),
+		      "got %ld bytes", n);
 	}
 	if (has(features, "chown")) {
 		CHECK_CALL("chown", lkl_sys_fchownat(LKL_AT_FDCWD, renamed, 1234, 5678, 0));

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectAllOk, haveTool, run, inScratch, sh } from './harness.js';
 
-const RW_FEATURES = 'symlink,hardlink,xattr,chown,mknod,nsec';
+const RW_FEATURES = 'symlink,hardlink,xattr,acl,chown,mknod,nsec';
 
 /** The 1 MiB pattern fsops writes to /dir/renamed. */
 function pattern(): Buffer {
@@ -41,6 +41,10 @@ const rwCases: RwCase[] = [
       expect(stat).toMatch(/User:\s+1234\s+Group:\s+5678/);
       expect(stat).toMatch(/Links: 2/);
       expect(stat).toContain('user.lklfs (5) = "hello"');
+      // ext4's own compact on-disk form of user::rw-,user:1000:r--,group::r--,mask::r--,other::r--
+      expect(stat).toContain(
+        'system.posix_acl_access (28) = 01 00 00 00 01 00 06 00 02 00 04 00 e8 03 00 00 04 00 04 00 10 00 04 00 20 00 04 00',
+      );
       // ext4 keeps nanoseconds << 2 in the extra time field.
       expect(stat).toMatch(/mtime: 0x499602d2:1d6f3454/);
       expect(sh('debugfs', ['-R', 'stat /dir/link', img]).stdout).toContain('Fast link dest: "renamed"');
