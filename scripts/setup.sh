@@ -33,6 +33,8 @@ need setfacl acl
 need isoinfo genisoimage
 need mtype mtools
 need strace strace
+need mkntfs ntfs-3g
+need mkudffs udftools
 
 cache=${LKL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lklfs}
 have_source=$(ls "$cache"/dl/linux-source-6.12_*.deb 2>/dev/null | head -n 1 || true)

@@ -126,6 +126,28 @@ const rwCases: RwCase[] = [
     features: '',
     check: (img) => sh('fsck.exfat', ['-n', img]),
   },
+  {
+    fs: 'ntfs3',
+    tools: ['mkntfs', 'ntfsfix', 'ntfscat'],
+    sizeMiB: 64,
+    mkfs: (img) => sh('mkntfs', ['-F', '-Q', '-q', img]),
+    features: 'symlink,hardlink,xattr',
+    check: (img) => sh('ntfsfix', ['-n', img]),
+    read: (img, dir) => {
+      const out = join(dir, 'renamed');
+      sh('sh', ['-c', 'ntfscat "$1" /dir/renamed > "$2"', 'ntfscat', img, out]);
+      expect(readFileSync(out).equals(pattern())).toBe(true);
+    },
+  },
+  {
+    fs: 'udf',
+    tools: ['mkudffs', 'udfinfo'],
+    sizeMiB: 64,
+    mkfs: (img) => sh('mkudffs', ['--media-type=hd', '--blocksize=512', img]),
+    features: 'symlink,hardlink',
+    // Debian 12 has no UDF checker; udfinfo at least parses every descriptor.
+    check: (img) => expect(sh('udfinfo', [img]).stdout).toMatch(/^label=LinuxUDF$/m),
+  },
 ];
 
 describe.each(rwCases)('$fs read-write', (c) => {
