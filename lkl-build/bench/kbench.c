@@ -97,11 +97,22 @@ static long read_back(const char *path, char *buf, long mib, double *ms)
 	return i == mib ? 0 : -EIO;
 }
 
-static long remount(int id, char *mnt, size_t len)
+/*
+ * Unmount + mount empties the kernel's page cache. With drop_fd >= 0 (the
+ * image), the image's pages also leave the host's page cache in between,
+ * so that the next reads come from the disk.
+ */
+static long remount(int id, char *mnt, size_t len, int drop_fd)
 {
 	long ret = lkl_umount_dev(id, 0, 0, 1000);
 
-	return ret ? ret : lkl_mount_dev(id, 0, "ext4", 0, NULL, mnt, len);
+	if (ret)
+		return ret;
+	if (drop_fd >= 0) {
+		fdatasync(drop_fd);
+		posix_fadvise(drop_fd, 0, 0, POSIX_FADV_DONTNEED);
+	}
+	return lkl_mount_dev(id, 0, "ext4", 0, NULL, mnt, len);
 }
 
 static int bench_io(const char *image, long mib)
@@ -153,30 +164,20 @@ static int bench_io(const char *image, long mib)
 	lkl_sys_close(fd);
 
 	/*
-	 * Unmount + mount empties the kernel's page cache for the file. The
-	 * image's pages stay in the host's page cache though, so this first
+	 * The image's pages are still in the host's page cache: this first
 	 * read shows the library's own cost (kernel + host copies, no disk).
 	 */
-	ret = remount(id, mnt, sizeof(mnt));
+	ret = remount(id, mnt, sizeof(mnt), -1);
 	if (ret)
 		return fail("remount", ret);
 	ret = read_back(path, buf, mib, &t_warm);
 	if (ret)
 		return fail("read (host cache)", ret);
 
-	/*
-	 * The real read: after unmounting (which flushed everything to the
-	 * image), drop the image's clean pages from the host's page cache too,
-	 * so every block comes from the disk, as for dd's reference read.
-	 */
-	ret = lkl_umount_dev(id, 0, 0, 1000);
+	/* The real read: every block from the disk, as for dd's reference. */
+	ret = remount(id, mnt, sizeof(mnt), disk.fd);
 	if (ret)
-		return fail("umount", ret);
-	fdatasync(disk.fd);
-	posix_fadvise(disk.fd, 0, 0, POSIX_FADV_DONTNEED);
-	ret = lkl_mount_dev(id, 0, "ext4", 0, NULL, mnt, sizeof(mnt));
-	if (ret)
-		return fail("mount", ret);
+		return fail("remount", ret);
 	ret = read_back(path, buf, mib, &t_read);
 	if (ret)
 		return fail("read", ret);
