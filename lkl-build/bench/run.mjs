@@ -93,6 +93,11 @@ function ddRate(stderr) {
 	return Number(m[1]) / 2 ** 20 / Number(m[2]);
 }
 
+// Each timed run starts with the disk idle: the previous run's deletions,
+// the fresh image's metadata and anything else dirty are written out
+// first, so neither side pays for the other's leftovers.
+const settle = () => run('sync', []);
+
 async function lklIo(exe, work) {
 	const image = path.join(work, 'ext4.img');
 	fs.rmSync(image, { force: true });
@@ -102,6 +107,7 @@ async function lklIo(exe, work) {
 	// Inode tables and journal initialised now, or the kernel's lazy init
 	// thread would write them in the background while we measure.
 	await run('mkfs.ext4', ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0', image]);
+	await settle();
 	const { stdout } = await run(exe, ['io', image, String(mib)]);
 	fs.rmSync(image, { force: true });
 	return JSON.parse(stdout);
@@ -110,6 +116,7 @@ async function lklIo(exe, work) {
 async function ddIo(work) {
 	const file = path.join(work, 'dd.bin');
 	fs.rmSync(file, { force: true });
+	await settle();
 	const write = ddRate((await run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync'])).stderr);
 	// Drops the file's (clean, fsynced) pages from the host's page cache:
 	// with count=0, iflag=nocache is posix_fadvise(POSIX_FADV_DONTNEED) over
@@ -188,6 +195,7 @@ async function main() {
 			dd_write_mb_s: spread(col(dd, 'write'), 1),
 			dd_read_mb_s: spread(col(dd, 'read'), 1),
 		},
+		io_cmdline: lkl[0].cmdline,
 		liblkl,
 		work_fs: workFs,
 		cpus: os.cpus().length,

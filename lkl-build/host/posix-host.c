@@ -256,6 +256,15 @@ static void page_free(void *mem, unsigned long size)
 	}
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23	/* Linux 5.14 */
+#endif
+
+static int page_populate(void *addr, unsigned long size)
+{
+	return madvise(addr, size, MADV_POPULATE_WRITE) ? -errno : 0;
+}
+
 /* Maps runs of consecutive RAM pages with one mmap each. */
 static void *host_vmap(void *const *pages, unsigned int count)
 {
@@ -431,6 +440,7 @@ struct lkl_host_operations lkl_host_ops = {
 	.mem_free = mem_free,
 	.page_alloc = page_alloc,
 	.page_free = page_free,
+	.page_populate = page_populate,
 	.time = monotonic_ns,
 	.wall_time = wall_ns,
 	.timer_alloc = timer_alloc,

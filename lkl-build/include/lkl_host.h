@@ -29,6 +29,8 @@
  *                   the destructor ends the task when its thread exits
  *  mem_alloc/free   small host-side bookkeeping (semaphores, timers)
  *  page_alloc/free  the kernel's RAM, once at boot and once at halt
+ *  page_populate    optional; with the lkl_prefault boot option, a thread
+ *                   backs the RAM with host memory ahead of the kernel
  *  vmap/vunmap      optional; aliasing RAM pages contiguously for the
  *                   kernel's vmap() (erofs, f2fs compression, xfs)
  *  time             the clocksource (monotonic, nanoseconds)

@@ -4,16 +4,18 @@
  * mkfs: fsops IMAGE FSTYPE PART FEATURES
  *
  * FEATURES is a comma list of what the filesystem supports beyond the
- * basics (symlink, hardlink, xattr, acl, chown, mknod, nsec); "ro" mounts the
- * image read-only and only reads what the test put there: /hello.txt and
- * /big.txt ("line 0\n" to "line 19999\n", large enough to be compressed);
- * "dirty" exits right after the writes, leaving the filesystem mounted
- * (an ext4 journal that needs recovery).
+ * basics (symlink, hardlink, xattr, secxattr, acl, chown, mknod, nsec);
+ * "ro" mounts the image read-only and only reads what the test put there:
+ * /hello.txt and /big.txt ("line 0\n" to "line 19999\n", large enough to
+ * be compressed); "dirty" exits right after the writes, leaving the
+ * filesystem mounted (an ext4 journal that needs recovery).
  * The rw run leaves a known tree for host tools to inspect:
  *   /dir/renamed (1 MiB pattern), /dir/link -> renamed, /dir/hard,
- *   /dir/fifo, user.lklfs xattr "hello" and the access ACL
- *   user::rw-,user:1000:r--,group::r--,mask::r--,other::r-- on /dir/renamed,
- *   mtime 1234567890.123456789 and owner 1234:5678 on /dir/renamed.
+ *   /dir/fifo, and on /dir/renamed: user.lklfs xattr "hello", the
+ *   security.selinux xattr "system_u:object_r:etc_t:s0" (NUL included, as
+ *   SELinux stores it), the access ACL
+ *   user::rw-,user:1000:r--,group::r--,mask::r--,other::r--,
+ *   mtime 1234567890.123456789 and owner 1234:5678.
  */
 #include <unistd.h>
 
@@ -172,6 +174,17 @@ static void read_write_checks(const char *mnt, const char *features)
 		CHECK_CALL("setxattr", lkl_sys_setxattr(renamed, "user.lklfs", "hello", 5, 0));
 		n = lkl_sys_getxattr(renamed, "user.lklfs", xval, sizeof(xval));
 		CHECK("getxattr", n == 5 && !memcmp(xval, "hello", 5), "got %ld '%s'", n, xval);
+	}
+	if (has(features, "secxattr")) {
+		/* No LSM is built in: the filesystem stores the label as given. */
+		static const char label[] = "system_u:object_r:etc_t:s0";
+		char got[64] = { 0 };
+
+		CHECK_CALL("set security xattr",
+			   lkl_sys_setxattr(renamed, "security.selinux", label, sizeof(label), 0));
+		n = lkl_sys_getxattr(renamed, "security.selinux", got, sizeof(got));
+		CHECK("get security xattr", n == sizeof(label) && !memcmp(got, label, n),
+		      "got %ld '%s'", n, got);
 	}
 	if (has(features, "acl")) {
 		/* The xattr form of the ACL above: version 2, then tag, perm, id. */

@@ -34,3 +34,13 @@ describe('kernel library: wall clock', () => {
     expect(t).toBeLessThan(1000000060);
   });
 });
+
+describe('kernel library: lkl_prefault', () => {
+  test('backs the RAM with host memory ahead of the kernel, and halt returns it', () => {
+    expectAllOk(run('prefault', ['on']), ['boot', 'RAM populated', 'halt', 'RAM returned']);
+  });
+
+  test('without it, RAM is host memory only once the kernel touches it', () => {
+    expectAllOk(run('prefault', ['off']), ['boot', 'RAM populated on demand only', 'halt', 'RAM returned']);
+  });
+});

@@ -8,7 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expectAllOk, haveTool, run, inScratch, sh } from './harness.js';
 
-const RW_FEATURES = 'symlink,hardlink,xattr,acl,chown,mknod,nsec';
+const RW_FEATURES = 'symlink,hardlink,xattr,secxattr,acl,chown,mknod,nsec';
 
 /** The 1 MiB pattern fsops writes to /dir/renamed. */
 function pattern(): Buffer {
@@ -28,12 +28,13 @@ interface RwCase {
   read?: (img: string, dir: string) => void;
 }
 
-const rwCases: RwCase[] = [
-  {
-    fs: 'ext4',
-    tools: ['mkfs.ext4', 'e2fsck', 'debugfs'],
+/** ext2/3/4, all served by the ext4 driver, read back with debugfs. */
+function extCase(fs: string): RwCase {
+  return {
+    fs,
+    tools: [`mkfs.${fs}`, 'e2fsck', 'debugfs'],
     sizeMiB: 64,
-    mkfs: (img) => sh('mkfs.ext4', ['-q', '-F', img]),
+    mkfs: (img) => sh(`mkfs.${fs}`, ['-q', '-F', img]),
     features: RW_FEATURES,
     check: (img) => sh('e2fsck', ['-fn', img]),
     read: (img, dir) => {
@@ -41,6 +42,7 @@ const rwCases: RwCase[] = [
       expect(stat).toMatch(/User:\s+1234\s+Group:\s+5678/);
       expect(stat).toMatch(/Links: 2/);
       expect(stat).toContain('user.lklfs (5) = "hello"');
+      expect(stat).toContain('security.selinux (27) = "system_u:object_r:etc_t:s0\\000"');
       // ext4's own compact on-disk form of user::rw-,user:1000:r--,group::r--,mask::r--,other::r--
       expect(stat).toContain(
         'system.posix_acl_access (28) = 01 00 00 00 01 00 06 00 02 00 04 00 e8 03 00 00 04 00 04 00 10 00 04 00 20 00 04 00',
@@ -53,7 +55,11 @@ const rwCases: RwCase[] = [
       sh('debugfs', ['-R', `dump /dir/renamed ${out}`, img]);
       expect(readFileSync(out).equals(pattern())).toBe(true);
     },
-  },
+  };
+}
+
+const rwCases: RwCase[] = [
+  ...['ext2', 'ext3', 'ext4'].map(extCase),
   {
     fs: 'btrfs',
     tools: ['mkfs.btrfs', 'btrfs'],
@@ -113,6 +119,21 @@ const rwCases: RwCase[] = [
     features: '',
     check: (img) => sh('fsck.vfat', ['-n', img]),
     read: (img, dir) => {
+      const out = join(dir, 'renamed');
+      sh('mcopy', ['-i', img, '::/dir/renamed', out]);
+      expect(readFileSync(out).equals(pattern())).toBe(true);
+    },
+  },
+  {
+    // The same FAT image, through the 8.3-names-only driver.
+    fs: 'msdos',
+    tools: ['mkfs.vfat', 'fsck.vfat', 'mtype'],
+    sizeMiB: 64,
+    mkfs: (img) => sh('mkfs.vfat', [img]),
+    features: '',
+    check: (img) => sh('fsck.vfat', ['-n', img]),
+    read: (img, dir) => {
+      expect(sh('mdir', ['-i', img, '-b', '::/dir']).stdout).toMatch(/RENAMED/);
       const out = join(dir, 'renamed');
       sh('mcopy', ['-i', img, '::/dir/renamed', out]);
       expect(readFileSync(out).equals(pattern())).toBe(true);

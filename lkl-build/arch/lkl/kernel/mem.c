@@ -16,6 +16,41 @@ static unsigned long mem_size = (unsigned long)CONFIG_LKL_RAM_DEFAULT_MB << 20;
 static void *ram;
 static unsigned long ram_size;
 
+/*
+ * lkl_prefault: a host thread populates the RAM from the bottom up while
+ * the kernel runs. The buddy allocator hands out low pages first, so the
+ * populating stays ahead of the page cache, and a large write no longer
+ * pays a host page fault (and the host's zeroing) per page on the
+ * kernel's single CPU: about a quarter of the time of a 1 GiB ext4 write
+ * on a 2-core host. It costs the RAM's full size in host memory, so it is
+ * for bulk jobs, not the default.
+ */
+static bool prefault;
+static bool prefault_stop;
+static lkl_thread_t prefault_thread;
+
+static int __init parse_prefault(char *arg)
+{
+	prefault = true;
+	return 0;
+}
+early_param("lkl_prefault", parse_prefault);
+
+#define PREFAULT_CHUNK	(2UL << 20)
+
+static void prefault_ram(void *arg)
+{
+	unsigned long addr, len;
+
+	for (addr = memory_start; addr < memory_end; addr += len) {
+		if (READ_ONCE(prefault_stop))
+			break;
+		len = min(PREFAULT_CHUNK, memory_end - addr);
+		if (lkl_ops->page_populate((void *)addr, len))
+			break;
+	}
+}
+
 static int __init parse_mem(char *arg)
 {
 	mem_size = memparse(arg, &arg);
@@ -56,6 +91,12 @@ void __init bootmem_init(void)
 
 	max_zone_pfns[ZONE_NORMAL] = max_low_pfn;
 	free_area_init(max_zone_pfns);
+
+	if (prefault && lkl_ops->page_populate) {
+		prefault_thread = lkl_ops->thread_create(prefault_ram, NULL);
+		if (!prefault_thread)
+			pr_warn("lkl_prefault: cannot create the host thread\n");
+	}
 }
 
 void __init mem_init(void)
@@ -71,6 +112,11 @@ void free_initmem(void)
 /* Halt: the RAM goes back to the host. */
 void bootmem_free(void)
 {
+	if (prefault_thread) {
+		WRITE_ONCE(prefault_stop, true);
+		lkl_ops->thread_join(prefault_thread);
+		prefault_thread = 0;
+	}
 	lkl_ops->page_free(ram, ram_size);
 	ram = NULL;
 }

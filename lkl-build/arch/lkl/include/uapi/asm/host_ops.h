@@ -18,7 +18,7 @@ struct lkl_sem;
 struct lkl_tls_key;
 typedef unsigned long lkl_thread_t;
 
-#define LKL_HOST_OPS_VERSION 1
+#define LKL_HOST_OPS_VERSION 2
 
 struct lkl_host_operations {
 	/* Interface version the host implements (LKL_HOST_OPS_VERSION). */
@@ -57,6 +57,14 @@ struct lkl_host_operations {
 	/* Page-aligned, zero-filled memory for the kernel's RAM. */
 	void *(*page_alloc)(unsigned long size);
 	void (*page_free)(void *mem, unsigned long size);
+	/*
+	 * Optional: back [addr, addr + size) of page_alloc memory with host
+	 * memory now, without changing its contents, so that the kernel's
+	 * first touch of each page costs no host page fault. Called from a
+	 * thread of its own while the kernel runs (boot option lkl_prefault);
+	 * returns 0 or a negative errno, which stops the prefaulting.
+	 */
+	int (*page_populate)(void *addr, unsigned long size);
 
 	/* Monotonic time in nanoseconds. */
 	unsigned long long (*time)(void);
