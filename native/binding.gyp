@@ -1,0 +1,28 @@
+# The Node binding: links the kernel library (lkl-build/out, built by
+# lkl-build/build.sh) into lklfs.node. Build: npm run build:native.
+{
+  "targets": [
+    {
+      "target_name": "lklfs",
+      "sources": [
+        "src/addon.cc",
+        "src/errors.cc",
+        "src/kernel.cc",
+        "src/paths.cc",
+        "src/files.cc",
+        "src/copy.cc",
+        "src/queue.cc",
+        "src/host.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "../lkl-build/out/include"
+      ],
+      "libraries": ["<(module_root_dir)/../lkl-build/out/lib/liblkl.a", "-lpthread"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-Wall", "-Wextra", "-Werror"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "ldflags": ["-Wl,--exclude-libs,ALL", "-Wl,-z,noexecstack"]
+    }
+  ]
+}

@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0
+// Each source file registers its functions on the module's exports.
+#pragma once
+
+#include <napi.h>
+
+namespace lklfs {
+
+void RegisterKernel(Napi::Env env, Napi::Object exports);
+void RegisterPaths(Napi::Env env, Napi::Object exports);
+void RegisterFiles(Napi::Env env, Napi::Object exports);
+void RegisterCopy(Napi::Env env, Napi::Object exports);
+void RegisterHost(Napi::Env env, Napi::Object exports);
+
+// Node is exiting with the kernel still up (the engine halts it itself;
+// this is for an exit in between): unmount what is mounted, so that every
+// filesystem is left clean, and halt.
+void KernelShutdown();
+
+}  // namespace lklfs

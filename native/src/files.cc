@@ -1,0 +1,105 @@
+// SPDX-License-Identifier: GPL-2.0
+// File descriptors inside the kernel: open, read and write through JS
+// Buffers, fsync, close; and the kernel's constants the engine needs.
+#include "kernel_api.h"
+
+#include "args.h"
+#include "exports.h"
+#include "queue.h"
+
+namespace lklfs {
+namespace {
+
+// open(path, flags, mode) -> fd; flags are the kernel's (constants.O_*).
+Napi::Value Open(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  long flags = IntArg(info, 1) | LKL_O_CLOEXEC, mode = IntArg(info, 2);
+  return Submit(info.Env(), "open", path,
+                [=] { return lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), flags, mode); });
+}
+
+Napi::Value Close(const Napi::CallbackInfo &info) {
+  long fd = IntArg(info, 0);
+  return Submit(info.Env(), "close", "", [=] { return lkl_sys_close(fd); });
+}
+
+// read(fd, buffer, offset, length, position) -> bytes read; position -1
+// reads at the file's offset. Fills as much as it can: short only at EOF.
+Napi::Value Read(const Napi::CallbackInfo &info) {
+  long fd = IntArg(info, 0);
+  Span span = SpanArg(info, 1);
+  int64_t pos = IntArg(info, 4);
+  char *data = span.data;
+  size_t len = span.length;
+  return Submit(
+      info.Env(), "read", "",
+      [=]() -> long {
+        size_t done = 0;
+        while (done < len) {
+          long n = pos < 0 ? lkl_sys_read(fd, data + done, len - done)
+                           : lkl_sys_pread64(fd, data + done, len - done, pos + done);
+          if (n < 0) return n;
+          if (n == 0) break;
+          done += n;
+        }
+        return done;
+      },
+      nullptr, {span.buffer});
+}
+
+// write(fd, buffer, offset, length, position) -> bytes written (all of them).
+Napi::Value Write(const Napi::CallbackInfo &info) {
+  long fd = IntArg(info, 0);
+  Span span = SpanArg(info, 1);
+  int64_t pos = IntArg(info, 4);
+  const char *data = span.data;
+  size_t len = span.length;
+  return Submit(
+      info.Env(), "write", "",
+      [=]() -> long {
+        size_t done = 0;
+        while (done < len) {
+          long n = pos < 0 ? lkl_sys_write(fd, data + done, len - done)
+                           : lkl_sys_pwrite64(fd, data + done, len - done, pos + done);
+          if (n < 0) return n;
+          done += n;
+        }
+        return done;
+      },
+      nullptr, {span.buffer});
+}
+
+Napi::Value Fsync(const Napi::CallbackInfo &info) {
+  long fd = IntArg(info, 0);
+  return Submit(info.Env(), "fsync", "", [=] { return lkl_sys_fsync(fd); });
+}
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  struct {
+    const char *name;
+    long value;
+  } values[] = {
+      {"O_RDONLY", LKL_O_RDONLY},     {"O_WRONLY", LKL_O_WRONLY}, {"O_RDWR", LKL_O_RDWR},
+      {"O_CREAT", LKL_O_CREAT},       {"O_EXCL", LKL_O_EXCL},     {"O_TRUNC", LKL_O_TRUNC},
+      {"O_APPEND", LKL_O_APPEND},     {"O_DIRECTORY", LKL_O_DIRECTORY},
+      {"O_NOFOLLOW", LKL_O_NOFOLLOW}, {"S_IFMT", LKL_S_IFMT},     {"S_IFREG", LKL_S_IFREG},
+      {"S_IFDIR", LKL_S_IFDIR},       {"S_IFLNK", LKL_S_IFLNK},   {"S_IFCHR", LKL_S_IFCHR},
+      {"S_IFBLK", LKL_S_IFBLK},       {"S_IFIFO", LKL_S_IFIFO},   {"S_IFSOCK", LKL_S_IFSOCK},
+  };
+  for (auto &v : values) c.Set(v.name, Napi::Number::New(env, v.value));
+  return c;
+}
+
+}  // namespace
+
+void RegisterFiles(Napi::Env env, Napi::Object exports) {
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("read", Napi::Function::New(env, Read, "read"));
+  exports.Set("write", Napi::Function::New(env, Write, "write"));
+  exports.Set("fsync", Napi::Function::New(env, Fsync, "fsync"));
+  exports.Set("constants", Constants(env));
+}
+
+}  // namespace lklfs

@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+// The kernel's life in this process: boot, disks, mounts, halt, and its log.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "kernel_api.h"
+
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "args.h"
+#include "exports.h"
+#include "queue.h"
+
+namespace lklfs {
+namespace {
+
+// The kernel's messages since the last TakeLog(): the engine quotes them
+// when a mount fails ("EXT4-fs (lkl0): bad geometry ..."). Bounded, oldest
+// text dropped first.
+constexpr size_t kLogLimit = 64 * 1024;
+std::mutex log_lock;
+std::string log_text;
+
+void LogPrint(const char *str, int len) {
+  std::lock_guard<std::mutex> hold(log_lock);
+  log_text.append(str, len);
+  if (log_text.size() > kLogLimit) log_text.erase(0, log_text.size() - kLogLimit);
+}
+
+struct lkl_host_operations host_ops;
+
+std::mutex disks_lock;
+std::map<long, int> disk_fds;         // disk id -> image fd
+std::set<std::pair<long, long>> mounts;  // (disk id, partition)
+
+Napi::Value Boot(const Napi::CallbackInfo &info) {
+  std::string cmdline = StringArg(info, 0);
+  return Submit(info.Env(), "boot", "", [cmdline] { return lkl_start_kernel("%s", cmdline.c_str()); });
+}
+
+Napi::Value IsRunning(const Napi::CallbackInfo &info) {
+  return Napi::Boolean::New(info.Env(), lkl_is_running());
+}
+
+Napi::Value TakeLog(const Napi::CallbackInfo &info) {
+  std::lock_guard<std::mutex> hold(log_lock);
+  Napi::String text = Napi::String::New(info.Env(), log_text);
+  log_text.clear();
+  return text;
+}
+
+// addDisk(imagePath, readOnly) -> disk id. A read-only disk's image is
+// opened O_RDONLY: the block layer refuses writes, nothing can change it.
+Napi::Value AddDisk(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  bool ro = BoolArg(info, 1);
+  return Submit(info.Env(), "open", path, [path, ro]() -> long {
+    int fd = open(path.c_str(), (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct lkl_disk disk = {};
+    disk.fd = fd;
+    long id = lkl_disk_add(&disk);
+    if (id < 0) {
+      close(fd);
+      return id;
+    }
+    std::lock_guard<std::mutex> hold(disks_lock);
+    disk_fds[id] = fd;
+    return id;
+  });
+}
+
+// mount(diskId, partition, fsType, readOnly, options) -> mount point
+Napi::Value Mount(const Napi::CallbackInfo &info) {
+  long id = IntArg(info, 0), part = IntArg(info, 1);
+  std::string type = StringArg(info, 2);
+  bool ro = BoolArg(info, 3);
+  std::string opts = StringArg(info, 4);
+  auto mnt = std::make_shared<std::string>(64, '\0');
+  return Submit(
+      info.Env(), "mount", "",
+      [=] {
+        long ret = lkl_mount_dev(id, part, type.c_str(), ro ? LKL_MS_RDONLY : 0,
+                                 opts.empty() ? nullptr : opts.c_str(), mnt->data(), mnt->size());
+        if (ret == 0) {
+          std::lock_guard<std::mutex> hold(disks_lock);
+          mounts.insert({id, part});
+        }
+        return ret;
+      },
+      [mnt](Napi::Env env, long) { return Napi::String::New(env, mnt->c_str()); });
+}
+
+Napi::Value Umount(const Napi::CallbackInfo &info) {
+  long id = IntArg(info, 0), part = IntArg(info, 1);
+  return Submit(info.Env(), "umount", "", [=] {
+    long ret = lkl_umount_dev(id, part, 0, 5000);
+    if (ret == 0) {
+      std::lock_guard<std::mutex> hold(disks_lock);
+      mounts.erase({id, part});
+    }
+    return ret;
+  });
+}
+
+// Syncs every filesystem, stops the kernel and closes the images.
+Napi::Value Halt(const Napi::CallbackInfo &info) {
+  return Submit(info.Env(), "halt", "", [] {
+    long ret = lkl_sys_halt();
+    if (ret) return ret;
+    lkl_cleanup();
+    std::lock_guard<std::mutex> hold(disks_lock);
+    for (auto &d : disk_fds) close(d.second);
+    disk_fds.clear();
+    return 0L;
+  });
+}
+
+}  // namespace
+
+void KernelShutdown() {
+  if (!lkl_is_running()) return;
+  std::lock_guard<std::mutex> hold(disks_lock);
+  for (auto &m : mounts) {
+    long ret = lkl_umount_dev(m.first, m.second, 0, 1000);
+    if (ret == -LKL_EBUSY) {
+      // Files left open by JS keep the filesystem busy: all host tasks
+      // share one file table, so this closes them all.
+      lkl_sys_close_range(0, ~0U, 0);
+      lkl_umount_dev(m.first, m.second, 0, 1000);
+    }
+  }
+  mounts.clear();
+  lkl_sys_halt();
+}
+
+void RegisterKernel(Napi::Env env, Napi::Object exports) {
+  // Only records the host operations: disks can be added before boot.
+  host_ops = lkl_host_ops;
+  host_ops.print = LogPrint;
+  lkl_init(&host_ops);
+  exports.Set("boot", Napi::Function::New(env, Boot, "boot"));
+  exports.Set("isRunning", Napi::Function::New(env, IsRunning, "isRunning"));
+  exports.Set("takeLog", Napi::Function::New(env, TakeLog, "takeLog"));
+  exports.Set("addDisk", Napi::Function::New(env, AddDisk, "addDisk"));
+  exports.Set("mount", Napi::Function::New(env, Mount, "mount"));
+  exports.Set("umount", Napi::Function::New(env, Umount, "umount"));
+  exports.Set("halt", Napi::Function::New(env, Halt, "halt"));
+}
+
+}  // namespace lklfs

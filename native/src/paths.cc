@@ -1,0 +1,249 @@
+// SPDX-License-Identifier: GPL-2.0
+// System calls on paths inside the kernel (which never follow a final
+// symlink unless their name says so), and readdirStat, which reads a whole
+// directory with every entry's metadata in one trip to a kernel thread.
+#include "kernel_api.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "args.h"
+#include "exports.h"
+#include "queue.h"
+#include "stat.h"
+#include "xattrs.h"
+
+namespace lklfs {
+namespace {
+
+constexpr long kCwd = LKL_AT_FDCWD;
+constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
+
+Napi::Value Lstat(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  auto st = std::make_shared<struct lkl_stat>();
+  return Submit(
+      info.Env(), "lstat", path, [=] { return lkl_sys_newfstatat(kCwd, path.c_str(), st.get(), kNoFollow); },
+      [st](Napi::Env env, long) { return StatObject(env, *st); });
+}
+
+// Reads a symlink's target (bytes) into *target.
+long ReadLink(int dirfd, const std::string &path, std::string *target) {
+  target->resize(4096);
+  long n = lkl_sys_readlinkat(dirfd, path.c_str(), target->data(), target->size());
+  target->resize(n < 0 ? 0 : n);
+  return n;
+}
+
+Napi::Value Readlink(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  auto target = std::make_shared<std::string>();
+  return Submit(
+      info.Env(), "readlink", path, [=] { return ReadLink(kCwd, path, target.get()); },
+      [target](Napi::Env env, long) { return Napi::Buffer<char>::Copy(env, target->data(), target->size()); });
+}
+
+// Every extended attribute of path (not following a final symlink).
+long ReadXattrs(const std::string &path, Xattrs *out) {
+  return CollectXattrs(
+      [&](char *buf, size_t len) { return lkl_sys_llistxattr(path.c_str(), buf, len); },
+      [&](const char *name, char *buf, size_t len) { return lkl_sys_lgetxattr(path.c_str(), name, buf, len); },
+      out);
+}
+
+Napi::Value GetXattrs(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  auto xattrs = std::make_shared<Xattrs>();
+  return Submit(
+      info.Env(), "llistxattr", path, [=] { return ReadXattrs(path, xattrs.get()); },
+      [xattrs](Napi::Env env, long) { return XattrArray(env, *xattrs); });
+}
+
+struct Entry {
+  std::string name;
+  struct lkl_stat st;
+  std::string target;  // symlinks
+  Xattrs xattrs;
+};
+
+struct Listing {
+  std::vector<Entry> entries;
+  std::string failed;  // the entry a failure was about
+};
+
+// readdirStat(dir, withXattrs) -> [{ name: Buffer, stat, target?, xattrs? }]
+// in the order of the names' bytes: a walk over it is reproducible.
+long ListDir(const std::string &dir, bool with_xattrs, Listing *out) {
+  long fd = lkl_sys_openat(kCwd, dir.c_str(), LKL_O_RDONLY | LKL_O_DIRECTORY | LKL_O_CLOEXEC, 0);
+  if (fd < 0) return fd;
+  std::vector<char> buf(64 * 1024);
+  long ret = 0;
+  for (;;) {
+    long n = lkl_sys_getdents64(fd, reinterpret_cast<struct lkl_linux_dirent64 *>(buf.data()), buf.size());
+    if (n <= 0) {
+      ret = n;
+      break;
+    }
+    for (long at = 0; at < n;) {
+      auto *de = reinterpret_cast<struct lkl_linux_dirent64 *>(buf.data() + at);
+      at += de->d_reclen;
+      std::string name(de->d_name);
+      if (name == "." || name == "..") continue;
+      out->entries.push_back(Entry{std::move(name), {}, {}, {}});
+    }
+  }
+  for (auto &e : out->entries) {
+    if (ret < 0) break;
+    std::string path = dir + "/" + e.name;
+    ret = lkl_sys_newfstatat(fd, e.name.c_str(), &e.st, kNoFollow);
+    if (ret >= 0 && (e.st.st_mode & LKL_S_IFMT) == LKL_S_IFLNK) ret = ReadLink(fd, e.name, &e.target);
+    if (ret >= 0 && with_xattrs) ret = ReadXattrs(path, &e.xattrs);
+    if (ret < 0) out->failed = path;
+  }
+  lkl_sys_close(fd);
+  std::sort(out->entries.begin(), out->entries.end(),
+            [](const Entry &a, const Entry &b) { return a.name < b.name; });
+  return ret < 0 ? ret : 0;
+}
+
+Napi::Value ReaddirStat(const Napi::CallbackInfo &info) {
+  std::string dir = PathArg(info, 0);
+  bool with_xattrs = BoolArg(info, 1);
+  auto listing = std::make_shared<Listing>();
+  return Submit(
+      info.Env(), "scandir", dir, [=] { return ListDir(dir, with_xattrs, listing.get()); },
+      [listing, with_xattrs](Napi::Env env, long) {
+        Napi::Array a = Napi::Array::New(env, listing->entries.size());
+        for (size_t i = 0; i < listing->entries.size(); i++) {
+          const Entry &e = listing->entries[i];
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("name", Napi::Buffer<char>::Copy(env, e.name.data(), e.name.size()));
+          o.Set("stat", StatObject(env, e.st));
+          if ((e.st.st_mode & LKL_S_IFMT) == LKL_S_IFLNK)
+            o.Set("target", Napi::Buffer<char>::Copy(env, e.target.data(), e.target.size()));
+          if (with_xattrs) o.Set("xattrs", XattrArray(env, e.xattrs));
+          a.Set(i, o);
+        }
+        return a;
+      });
+}
+
+Napi::Value Mkdir(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  long mode = IntArg(info, 1);
+  return Submit(info.Env(), "mkdir", path, [=] { return lkl_sys_mkdirat(kCwd, path.c_str(), mode); });
+}
+
+Napi::Value Symlink(const Napi::CallbackInfo &info) {
+  std::string target = PathArg(info, 0), path = PathArg(info, 1);
+  return Submit(info.Env(), "symlink", path,
+                [=] { return lkl_sys_symlinkat(target.c_str(), kCwd, path.c_str()); });
+}
+
+Napi::Value Link(const Napi::CallbackInfo &info) {
+  std::string existing = PathArg(info, 0), path = PathArg(info, 1);
+  return Submit(info.Env(), "link", path,
+                [=] { return lkl_sys_linkat(kCwd, existing.c_str(), kCwd, path.c_str(), 0); });
+}
+
+// mknod(path, mode, major, minor): devices, fifos, sockets.
+Napi::Value Mknod(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  long mode = IntArg(info, 1);
+  unsigned long major = IntArg(info, 2), minor = IntArg(info, 3);
+  // The kernel's new_encode_dev().
+  unsigned long dev = (minor & 0xff) | (major << 8) | ((minor & ~0xffUL) << 12);
+  return Submit(info.Env(), "mknod", path, [=] { return lkl_sys_mknodat(kCwd, path.c_str(), mode, dev); });
+}
+
+Napi::Value Lchown(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  long uid = IntArg(info, 1), gid = IntArg(info, 2);
+  return Submit(info.Env(), "lchown", path,
+                [=] { return lkl_sys_fchownat(kCwd, path.c_str(), uid, gid, kNoFollow); });
+}
+
+// Symlinks have no mode of their own: chmod follows the path.
+Napi::Value Chmod(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  long mode = IntArg(info, 1);
+  return Submit(info.Env(), "chmod", path, [=] { return lkl_sys_fchmodat(kCwd, path.c_str(), mode); });
+}
+
+// lutimes(path, atimeNs, mtimeNs): BigInt nanoseconds, symlinks included.
+Napi::Value Lutimes(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  int64_t at = IntArg(info, 1), mt = IntArg(info, 2);
+  return Submit(info.Env(), "utimensat", path, [=] {
+    struct __lkl__kernel_timespec ts[2] = {SplitNs<struct __lkl__kernel_timespec>(at),
+                                          SplitNs<struct __lkl__kernel_timespec>(mt)};
+    return lkl_sys_utimensat(kCwd, path.c_str(), ts, kNoFollow);
+  });
+}
+
+Napi::Value Lsetxattr(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0), name = StringArg(info, 1);
+  if (!info[2].IsBuffer()) throw Napi::TypeError::New(info.Env(), "the value must be a Buffer");
+  auto b = info[2].As<Napi::Buffer<char>>();
+  std::string value(b.Data(), b.Length());
+  return Submit(info.Env(), "lsetxattr", path,
+                [=] { return lkl_sys_lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0); });
+}
+
+Napi::Value Unlink(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  return Submit(info.Env(), "unlink", path, [=] { return lkl_sys_unlinkat(kCwd, path.c_str(), 0); });
+}
+
+Napi::Value Rmdir(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  return Submit(info.Env(), "rmdir", path,
+                [=] { return lkl_sys_unlinkat(kCwd, path.c_str(), LKL_AT_REMOVEDIR); });
+}
+
+Napi::Value Rename(const Napi::CallbackInfo &info) {
+  std::string from = PathArg(info, 0), to = PathArg(info, 1);
+  return Submit(info.Env(), "rename", from,
+                [=] { return lkl_sys_renameat(kCwd, from.c_str(), kCwd, to.c_str()); });
+}
+
+// statfs(path) -> sizes in bytes and inode counts
+Napi::Value Statfs(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  auto st = std::make_shared<struct lkl_statfs>();
+  return Submit(
+      info.Env(), "statfs", path, [=] { return lkl_sys_statfs(path.c_str(), st.get()); },
+      [st](Napi::Env env, long) {
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("type", Napi::Number::New(env, st->f_type));
+        o.Set("blockSize", Napi::Number::New(env, st->f_bsize));
+        o.Set("blocks", Napi::Number::New(env, st->f_blocks));
+        o.Set("blocksFree", Napi::Number::New(env, st->f_bfree));
+        o.Set("blocksAvailable", Napi::Number::New(env, st->f_bavail));
+        o.Set("files", Napi::Number::New(env, st->f_files));
+        o.Set("filesFree", Napi::Number::New(env, st->f_ffree));
+        return o;
+      });
+}
+
+Napi::Value Sync(const Napi::CallbackInfo &info) {
+  return Submit(info.Env(), "sync", "", [] { return lkl_sys_sync(); });
+}
+
+}  // namespace
+
+void RegisterPaths(Napi::Env env, Napi::Object exports) {
+  struct {
+    const char *name;
+    Napi::Value (*fn)(const Napi::CallbackInfo &);
+  } fns[] = {
+      {"lstat", Lstat},     {"readlink", Readlink}, {"getXattrs", GetXattrs}, {"readdirStat", ReaddirStat},
+      {"mkdir", Mkdir},     {"symlink", Symlink},   {"link", Link},           {"mknod", Mknod},
+      {"lchown", Lchown},   {"chmod", Chmod},       {"lutimes", Lutimes},     {"lsetxattr", Lsetxattr},
+      {"unlink", Unlink},   {"rmdir", Rmdir},       {"rename", Rename},       {"statfs", Statfs},
+      {"sync", Sync},
+  };
+  for (auto &f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
+}
+
+}  // namespace lklfs

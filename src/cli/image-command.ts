@@ -1,0 +1,92 @@
+/**
+ * What every lklfs command shares: the image flags, booting the kernel,
+ * mounting, and the way out. Whatever happens in the job (an error, ^C,
+ * SIGTERM), the filesystem is unmounted and the kernel halted before the
+ * process exits, so a write job that fails still leaves a consistent
+ * filesystem behind, and errors come out as one clear line and an exit
+ * status (1: the job failed, 2: bad usage, 130/143: interrupted).
+ */
+import { Command, Flags } from '@oclif/core';
+import { Kernel, type Mount } from '../kernel/kernel.js';
+import { LklfsError } from '../errors.js';
+
+export const imageFlags = {
+  'filesystem-image': Flags.string({
+    char: 'i',
+    description: 'the filesystem image (a plain file)',
+    required: true,
+  }),
+  'filesystem-type': Flags.string({
+    char: 't',
+    description: 'filesystem type: ext2, ext3, ext4, btrfs, xfs, vfat, msdos, exfat, ntfs3, f2fs, iso9660, udf, squashfs, erofs, hfsplus',
+    required: true,
+  }),
+  partition: Flags.integer({
+    char: 'P',
+    description: 'MBR or GPT partition number (0: the whole image)',
+    default: 0,
+    min: 0,
+  }),
+  mem: Flags.integer({
+    description: "the kernel's memory in MiB",
+    default: 256,
+    min: 32,
+  }),
+  options: Flags.string({
+    description: 'filesystem mount options, as for mount -o',
+  }),
+};
+
+export interface JobContext {
+  mount: Mount;
+  /** Aborted on SIGINT or SIGTERM: the job stops at its next step. */
+  signal: AbortSignal;
+}
+
+export abstract class ImageCommand extends Command {
+  /** Runs job on the mounted image, then unmounts and halts, always. */
+  protected async withImage<T>(
+    flags: { 'filesystem-image': string; 'filesystem-type': string; partition: number; mem: number; options?: string },
+    how: { readOnly: boolean; prefault?: boolean; epoch?: number },
+    job: (ctx: JobContext) => Promise<T>,
+  ): Promise<T> {
+    const abort = new AbortController();
+    const onSignal = (sig: NodeJS.Signals) => abort.abort(new Interrupted(sig));
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    let kernel: Kernel | undefined;
+    try {
+      kernel = await Kernel.boot({ memMiB: flags.mem, prefault: how.prefault, epoch: how.epoch });
+      const mount = await kernel.mount(flags['filesystem-image'], {
+        fsType: flags['filesystem-type'],
+        partition: flags.partition,
+        readOnly: how.readOnly,
+        options: flags.options,
+      });
+      const result = await job({ mount, signal: abort.signal });
+      await kernel.halt();
+      return result;
+    } catch (e) {
+      // Unmounting on the way out is what keeps the image consistent.
+      await kernel?.halt().catch(() => undefined);
+      throw abort.signal.aborted && !(e instanceof LklfsError) ? abort.signal.reason : e;
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    if (err instanceof LklfsError) {
+      if (err.exitCode !== 0) process.stderr.write(`lklfs ${this.id}: ${err.message}\n`);
+      this.exit(err.exitCode);
+    }
+    return super.catch(err);
+  }
+}
+
+export class Interrupted extends LklfsError {
+  constructor(sig: NodeJS.Signals) {
+    super(`interrupted by ${sig}; the image was unmounted cleanly`, sig === 'SIGINT' ? 130 : 143);
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * Walking a tree inside a mounted image: depth first, each directory's
+ * entries in the order of their names' bytes (so archives and listings
+ * come out the same every time), one trip to the kernel per directory.
+ */
+import type { DirEntry, KStat, Xattr } from '../kernel/binding.js';
+import type { Mount } from '../kernel/kernel.js';
+import { kindOf } from './modes.js';
+
+export interface ImageEntry {
+  /** The path inside the image, from its root: "/etc/passwd". */
+  path: Buffer;
+  /** The kernel's path (under the mount point), for system calls. */
+  kernelPath: Buffer;
+  stat: KStat;
+  /** Symlinks: the target's bytes. */
+  target?: Buffer;
+  xattrs?: Xattr[];
+}
+
+export interface WalkOptions {
+  xattrs?: boolean;
+  signal?: AbortSignal;
+}
+
+function child(dir: Buffer, name: Buffer): Buffer {
+  return dir.length === 1 ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
+}
+
+/** Normalises an image path: "/" first, no trailing or doubled slashes. */
+export function imagePath(p: string | Buffer): Buffer {
+  const parts = Buffer.from(p)
+    .toString('latin1')
+    .split('/')
+    .filter((s) => s && s !== '.');
+  return Buffer.from(`/${parts.join('/')}`, 'latin1');
+}
+
+/** The entry for one path in the image (lstat, link target, xattrs). */
+export async function statEntry(mount: Mount, path: Buffer, opts: WalkOptions = {}): Promise<ImageEntry> {
+  const k = mount.kernel.native;
+  const kernelPath = mount.path(path);
+  const stat = await k.lstat(kernelPath);
+  const entry: ImageEntry = { path, kernelPath, stat };
+  if (kindOf(stat.mode) === 'symlink') entry.target = await k.readlink(kernelPath);
+  if (opts.xattrs) entry.xattrs = await k.getXattrs(kernelPath);
+  return entry;
+}
+
+/** Yields start itself, then everything under it (pre-order). */
+export async function* walk(mount: Mount, start: Buffer, opts: WalkOptions = {}): AsyncGenerator<ImageEntry> {
+  const top = await statEntry(mount, start, opts);
+  yield top;
+  if (kindOf(top.stat.mode) === 'dir') yield* below(mount, top, opts);
+}
+
+/** The entries of directory dir, in name order. */
+export async function children(mount: Mount, dir: ImageEntry, opts: WalkOptions = {}): Promise<ImageEntry[]> {
+  const entries: DirEntry[] = await mount.kernel.native.readdirStat(dir.kernelPath, opts.xattrs === true);
+  return entries.map((e) => ({
+    path: child(dir.path, e.name),
+    kernelPath: child(dir.kernelPath, e.name),
+    stat: e.stat,
+    target: e.target,
+    xattrs: e.xattrs,
+  }));
+}
+
+/** Everything under directory dir (pre-order). */
+export async function* below(mount: Mount, dir: ImageEntry, opts: WalkOptions = {}): AsyncGenerator<ImageEntry> {
+  for (const entry of await children(mount, dir, opts)) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    yield entry;
+    if (kindOf(entry.stat.mode) === 'dir') yield* below(mount, entry, opts);
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The native binding (native/, lklfs.node): the Linux kernel running in
+ * this process. Every call but the synchronous ones runs on a thread of
+ * the binding's own and returns a promise; failures are errors shaped like
+ * Node's fs errors (code, errno, syscall, path). Paths are the kernel's
+ * (mount points included) as strings or raw bytes.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type KPath = string | Buffer;
+
+export interface KStat {
+  dev: number;
+  ino: bigint;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  size: number;
+  blocks: number;
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
+export interface Xattr {
+  name: string;
+  value: Buffer;
+}
+
+export interface DirEntry {
+  name: Buffer;
+  stat: KStat;
+  /** Symlinks: the target's bytes. */
+  target?: Buffer;
+  /** When asked for. */
+  xattrs?: Xattr[];
+}
+
+export interface StatFs {
+  type: number;
+  blockSize: number;
+  blocks: number;
+  blocksFree: number;
+  blocksAvailable: number;
+  files: number;
+  filesFree: number;
+}
+
+export interface Binding {
+  boot(cmdline: string): Promise<number>;
+  isRunning(): boolean;
+  /** The kernel's log since the last call. */
+  takeLog(): string;
+  addDisk(image: KPath, readOnly: boolean): Promise<number>;
+  mount(disk: number, partition: number, fsType: string, readOnly: boolean, options: string): Promise<string>;
+  umount(disk: number, partition: number): Promise<number>;
+  halt(): Promise<number>;
+  /** Unmounts everything and halts, synchronously: for process exit. */
+  shutdown(): void;
+
+  lstat(path: KPath): Promise<KStat>;
+  readlink(path: KPath): Promise<Buffer>;
+  getXattrs(path: KPath): Promise<Xattr[]>;
+  /** A directory's entries sorted by name bytes, each with its lstat. */
+  readdirStat(path: KPath, withXattrs: boolean): Promise<DirEntry[]>;
+  mkdir(path: KPath, mode: number): Promise<number>;
+  symlink(target: KPath, path: KPath): Promise<number>;
+  link(existing: KPath, path: KPath): Promise<number>;
+  mknod(path: KPath, mode: number, major: number, minor: number): Promise<number>;
+  lchown(path: KPath, uid: number, gid: number): Promise<number>;
+  chmod(path: KPath, mode: number): Promise<number>;
+  lutimes(path: KPath, atimeNs: bigint, mtimeNs: bigint): Promise<number>;
+  lsetxattr(path: KPath, name: string, value: Buffer): Promise<number>;
+  unlink(path: KPath): Promise<number>;
+  rmdir(path: KPath): Promise<number>;
+  rename(from: KPath, to: KPath): Promise<number>;
+  statfs(path: KPath): Promise<StatFs>;
+  sync(): Promise<number>;
+
+  open(path: KPath, flags: number, mode: number): Promise<number>;
+  close(fd: number): Promise<number>;
+  /** Reads until length bytes or end of file; position -1: the file offset. */
+  read(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  write(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
+  fsync(fd: number): Promise<number>;
+  constants: Record<
+    | 'O_RDONLY'
+    | 'O_WRONLY'
+    | 'O_RDWR'
+    | 'O_CREAT'
+    | 'O_EXCL'
+    | 'O_TRUNC'
+    | 'O_APPEND'
+    | 'O_DIRECTORY'
+    | 'O_NOFOLLOW'
+    | 'S_IFMT'
+    | 'S_IFREG'
+    | 'S_IFDIR'
+    | 'S_IFLNK'
+    | 'S_IFCHR'
+    | 'S_IFBLK'
+    | 'S_IFIFO'
+    | 'S_IFSOCK',
+    number
+  >;
+
+  /** A host file's whole content into a new kernel file; holes kept. */
+  copyIn(hostPath: KPath, path: KPath, mode: number): Promise<number>;
+  /** A kernel file's whole content into a new host file; holes kept. */
+  copyOut(path: KPath, hostPath: KPath, mode: number): Promise<number>;
+
+  hostGetXattrs(path: KPath): Promise<Xattr[]>;
+  hostSetXattr(path: KPath, name: string, value: Buffer): Promise<number>;
+  hostLutimes(path: KPath, atimeNs: bigint, mtimeNs: bigint): Promise<number>;
+}
+
+/** An error from the kernel or the host, as the binding reports them. */
+export interface SystemError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  path?: string;
+}
+
+export function isSystemError(e: unknown): e is SystemError {
+  return e instanceof Error && typeof (e as Partial<SystemError>).errno === 'number';
+}
+
+/** The package root: src/kernel or dist/src/kernel, two or three levels up. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('lklfs: cannot find the package root');
+    dir = up;
+  }
+  return dir;
+}
+
+let loaded: Binding | undefined;
+
+/** Loads lklfs.node once; it holds the one kernel this process may run. */
+export function binding(): Binding {
+  if (!loaded) {
+    const file = join(packageRoot(), 'native', 'build', 'Release', 'lklfs.node');
+    if (!existsSync(file))
+      throw new Error(`lklfs: the native binding is not built (${file}); run: npm run setup`);
+    loaded = createRequire(import.meta.url)(file) as Binding;
+  }
+  return loaded;
+}

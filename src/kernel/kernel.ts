@@ -1,0 +1,162 @@
+/**
+ * The kernel this process runs (there can be only one, and it cannot be
+ * restarted): boot, attach images as disks, mount them, halt. Exits of the
+ * process in between (an uncaught exception, a signal the command turned
+ * into an exit) still unmount every filesystem cleanly.
+ */
+import { binding, isSystemError, type Binding, type KPath } from './binding.js';
+import { LklfsError } from '../errors.js';
+
+export interface BootOptions {
+  /** The kernel's RAM in MiB (default 256). */
+  memMiB?: number;
+  /** Back the RAM with host memory from the start: faster bulk writes. */
+  prefault?: boolean;
+  /** Wall clock at boot, in seconds since the epoch (reproducible images). */
+  epoch?: number;
+}
+
+export interface MountOptions {
+  fsType: string;
+  /** 0: the whole image; N: its MBR or GPT partition N. */
+  partition?: number;
+  readOnly: boolean;
+  /** Filesystem options, as for mount -o. */
+  options?: string;
+}
+
+/** A mounted filesystem: paths inside it are the image's paths. */
+export class Mount {
+  constructor(
+    readonly kernel: Kernel,
+    readonly image: string,
+    readonly disk: number,
+    readonly partition: number,
+    readonly root: string,
+    readonly readOnly: boolean,
+  ) {}
+
+  /** The kernel's path for a path inside the image ('/' is its root). */
+  path(inImage: KPath): Buffer {
+    const rel = Buffer.isBuffer(inImage) ? inImage : Buffer.from(inImage);
+    const sep = rel[0] === 0x2f ? '' : '/';
+    return Buffer.concat([Buffer.from(this.root + sep), rel]);
+  }
+
+  /** The image's path for a kernel path under this mount (for messages). */
+  imagePath(kernelPath: string): string {
+    return kernelPath.startsWith(this.root) ? kernelPath.slice(this.root.length) || '/' : kernelPath;
+  }
+
+  async unmount(): Promise<void> {
+    await this.kernel.unmount(this);
+  }
+
+  /**
+   * A kernel or host error as the user should see it: "open
+   * rootfs.img:/etc/x: ENOSPC: no space left on device". Others pass.
+   */
+  explain(e: unknown): Error {
+    if (!isSystemError(e)) return e as Error;
+    const where = e.path?.startsWith(this.root) ? `${this.image}:${this.imagePath(e.path)}` : e.path;
+    return new LklfsError(`${e.syscall}${where ? ` ${where}` : ''}: ${describe(e)}`, 1, { cause: e });
+  }
+}
+
+let current: Kernel | undefined;
+
+export class Kernel {
+  private mounts = new Set<Mount>();
+  private halted = false;
+
+  private constructor(readonly native: Binding) {}
+
+  /** Boots the kernel; once per process. */
+  static async boot(opts: BootOptions = {}): Promise<Kernel> {
+    if (current) throw new LklfsError('the kernel was already started in this process');
+    const native = binding();
+    // Every message up to info reaches the log buffer (never the terminal):
+    // a failed mount is explained by what the filesystem said.
+    const args = [`mem=${opts.memMiB ?? 256}M`, 'loglevel=6'];
+    if (opts.prefault) args.push('lkl_prefault');
+    if (opts.epoch !== undefined) args.push(`lkl_epoch=${Math.floor(opts.epoch)}`);
+    process.once('exit', () => native.shutdown());
+    try {
+      await native.boot(args.join(' '));
+    } catch (e) {
+      throw new LklfsError(`cannot boot the kernel: ${(e as Error).message}${logTail(native)}`, 1, { cause: e });
+    }
+    current = new Kernel(native);
+    return current;
+  }
+
+  /**
+   * Attaches an image file and mounts it. A read-only mount opens the image
+   * read-only: nothing in this process can write to it.
+   */
+  async mount(image: string, opts: MountOptions): Promise<Mount> {
+    const partition = opts.partition ?? 0;
+    let disk: number;
+    try {
+      disk = await this.native.addDisk(image, opts.readOnly);
+    } catch (e) {
+      throw new LklfsError(`cannot open image ${image}: ${describe(e)}`, 1, { cause: e });
+    }
+    this.native.takeLog();
+    let root: string;
+    try {
+      root = await this.native.mount(disk, partition, opts.fsType, opts.readOnly, opts.options ?? '');
+    } catch (e) {
+      const what = partition ? `partition ${partition} of ${image}` : image;
+      throw new LklfsError(
+        `cannot mount ${what} as ${opts.fsType}: ${describe(e)}${logTail(this.native)}`,
+        1,
+        { cause: e },
+      );
+    }
+    const m = new Mount(this, image, disk, partition, root, opts.readOnly);
+    this.mounts.add(m);
+    return m;
+  }
+
+  async unmount(m: Mount): Promise<void> {
+    if (!this.mounts.delete(m)) return;
+    try {
+      await this.native.umount(m.disk, m.partition);
+    } catch (e) {
+      throw new LklfsError(`cannot unmount ${m.image}: ${describe(e)}${logTail(this.native)}`, 1, { cause: e });
+    }
+  }
+
+  /** Unmounts what is still mounted, syncs and stops the kernel. */
+  async halt(): Promise<void> {
+    if (this.halted) return;
+    let failure: unknown;
+    for (const m of [...this.mounts]) {
+      try {
+        await this.unmount(m);
+      } catch (e) {
+        failure ??= e;
+      }
+    }
+    this.halted = true;
+    await this.native.halt();
+    if (failure) throw failure;
+  }
+}
+
+/** "ENOENT: no such file or directory" without the syscall and path. */
+export function describe(e: unknown): string {
+  if (isSystemError(e)) return e.message.replace(/, [a-z_0-9]+( '.*')?$/s, '');
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** The kernel's last messages, indented, for an error that it explains. */
+function logTail(native: Binding): string {
+  const lines = native
+    .takeLog()
+    .split('\n')
+    .map((l) => l.replace(/^\[\s*[\d.]+\]\s*/, '').trim())
+    .filter((l) => l && !/^reboot:/.test(l));
+  return lines.length ? `\n  kernel: ${lines.slice(-3).join('\n  kernel: ')}` : '';
+}
