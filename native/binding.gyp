@@ -12,7 +12,8 @@
         "src/files.cc",
         "src/copy.cc",
         "src/queue.cc",
-        "src/host.cc"
+        "src/host.cc",
+        "src/batch.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -28,6 +28,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFiles(env, exports);
   RegisterCopy(env, exports);
   RegisterHost(env, exports);
+  RegisterBatch(env, exports);
   exports.Set("shutdown", Napi::Function::New(env, Shutdown, "shutdown"));
   return exports;
 }

@@ -14,6 +14,7 @@
 
 #include "args.h"
 #include "exports.h"
+#include "copy.h"
 #include "queue.h"
 
 namespace lklfs {
@@ -77,35 +78,61 @@ long CopyData(const Side &src, int in, const Side &dst, int out, int64_t size, F
   return ret < 0 ? fail(ret, "ftruncate", dst_path) : 0;
 }
 
+}  // namespace
+
+long CopyFileIn(const std::string &host, const std::string &path, long mode, Failure *failure) {
+  int in = open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (in < 0 || fstat(in, &st) < 0) {
+    long err = -errno;
+    if (in >= 0) close(in);
+    *failure = {"open", host};
+    return err;
+  }
+  long out = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), LKL_O_WRONLY | LKL_O_CREAT | LKL_O_EXCL | LKL_O_CLOEXEC, mode);
+  if (out < 0) {
+    close(in);
+    *failure = {"open", path};
+    return out;
+  }
+  long ret = CopyData(kHost, in, kKernel, out, st.st_size, failure, host, path);
+  long closed = lkl_sys_close(out);
+  close(in);
+  if (ret >= 0 && closed < 0) *failure = {"close", path};
+  return ret < 0 ? ret : closed < 0 ? closed : st.st_size;
+}
+
+long CopyFileOut(const std::string &path, const std::string &host, long mode, Failure *failure) {
+  struct lkl_stat st;
+  long in = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), LKL_O_RDONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
+  long ret = in < 0 ? in : lkl_sys_fstat(in, &st);
+  if (ret < 0) {
+    if (in >= 0) lkl_sys_close(in);
+    *failure = {"open", path};
+    return ret;
+  }
+  int out = open(host.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (out < 0) {
+    ret = -errno;
+    lkl_sys_close(in);
+    *failure = {"open", host};
+    return ret;
+  }
+  ret = CopyData(kKernel, in, kHost, out, st.st_size, failure, path, host);
+  long closed = close(out) < 0 ? -errno : 0;
+  lkl_sys_close(in);
+  if (ret >= 0 && closed < 0) *failure = {"close", host};
+  return ret < 0 ? ret : closed < 0 ? closed : st.st_size;
+}
+
+namespace {
+
 Napi::Value CopyIn(const Napi::CallbackInfo &info) {
   std::string host = PathArg(info, 0), path = PathArg(info, 1);
   long mode = IntArg(info, 2);
   auto failure = std::make_shared<Failure>();
   return Submit(
-      info.Env(), "copy", path,
-      [=]() -> long {
-        int in = open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        struct stat st;
-        if (in < 0 || fstat(in, &st) < 0) {
-          long err = -errno;
-          if (in >= 0) close(in);
-          *failure = {"open", host};
-          return err;
-        }
-        long out = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(),
-                                  LKL_O_WRONLY | LKL_O_CREAT | LKL_O_EXCL | LKL_O_CLOEXEC, mode);
-        if (out < 0) {
-          close(in);
-          *failure = {"open", path};
-          return out;
-        }
-        long ret = CopyData(kHost, in, kKernel, out, st.st_size, failure.get(), host, path);
-        long closed = lkl_sys_close(out);
-        close(in);
-        if (ret >= 0 && closed < 0) *failure = {"close", path};
-        return ret < 0 ? ret : closed < 0 ? closed : st.st_size;
-      },
-      nullptr, {}, failure);
+      info.Env(), "copy", path, [=] { return CopyFileIn(host, path, mode, failure.get()); }, nullptr, {}, failure);
 }
 
 Napi::Value CopyOut(const Napi::CallbackInfo &info) {
@@ -113,30 +140,7 @@ Napi::Value CopyOut(const Napi::CallbackInfo &info) {
   long mode = IntArg(info, 2);
   auto failure = std::make_shared<Failure>();
   return Submit(
-      info.Env(), "copy", path,
-      [=]() -> long {
-        struct lkl_stat st;
-        long in = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), LKL_O_RDONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
-        long ret = in < 0 ? in : lkl_sys_fstat(in, &st);
-        if (ret < 0) {
-          if (in >= 0) lkl_sys_close(in);
-          *failure = {"open", path};
-          return ret;
-        }
-        int out = open(host.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-        if (out < 0) {
-          ret = -errno;
-          lkl_sys_close(in);
-          *failure = {"open", host};
-          return ret;
-        }
-        ret = CopyData(kKernel, in, kHost, out, st.st_size, failure.get(), path, host);
-        long closed = close(out) < 0 ? -errno : 0;
-        lkl_sys_close(in);
-        if (ret >= 0 && closed < 0) *failure = {"close", host};
-        return ret < 0 ? ret : closed < 0 ? closed : st.st_size;
-      },
-      nullptr, {}, failure);
+      info.Env(), "copy", path, [=] { return CopyFileOut(path, host, mode, failure.get()); }, nullptr, {}, failure);
 }
 
 }  // namespace

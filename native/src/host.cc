@@ -2,21 +2,28 @@
 // What Node's fs cannot do on the host side of a copy: extended attributes
 // (capabilities, SELinux labels, ACLs) and timestamps to the nanosecond on
 // symlinks. Host errors come back like kernel ones (negative errno).
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "args.h"
 #include "exports.h"
 #include "queue.h"
+#include "stat.h"
 #include "xattrs.h"
 
 namespace lklfs {
 namespace {
 
-long HostXattrList(const std::string &path, Xattrs *out) {
+}  // namespace
+
+long ReadHostXattrs(const std::string &path, Xattrs *out) {
   return CollectXattrs(
       [&](char *buf, size_t len) -> long {
         ssize_t n = llistxattr(path.c_str(), buf, len);
@@ -29,11 +36,13 @@ long HostXattrList(const std::string &path, Xattrs *out) {
       out);
 }
 
+namespace {
+
 Napi::Value HostGetXattrs(const Napi::CallbackInfo &info) {
   std::string path = PathArg(info, 0);
   auto xattrs = std::make_shared<Xattrs>();
   return Submit(
-      info.Env(), "llistxattr", path, [=] { return HostXattrList(path, xattrs.get()); },
+      info.Env(), "llistxattr", path, [=] { return ReadHostXattrs(path, xattrs.get()); },
       [xattrs](Napi::Env env, long) { return XattrArray(env, *xattrs); });
 }
 
@@ -56,11 +65,78 @@ Napi::Value HostLutimes(const Napi::CallbackInfo &info) {
   });
 }
 
+struct HostEntry {
+  std::string name;
+  struct stat st;
+  std::string target;  // symlinks
+};
+
+// hostReaddirStat(dir) -> [{ name: Buffer, stat, target? }], sorted by name bytes,
+// stat as the kernel side's (BigInt ns times, major/minor): what a copy
+// into the image walks, one trip per directory.
+long ListHostDir(const std::string &dir, std::vector<HostEntry> *out, Failure *failure) {
+  DIR *d = opendir(dir.c_str());
+  if (!d) {
+    *failure = {"scandir", dir};
+    return -errno;
+  }
+  int fd = dirfd(d);
+  errno = 0;
+  while (struct dirent *de = readdir(d)) {
+    std::string name(de->d_name);
+    if (name == "." || name == "..") continue;
+    HostEntry e{name, {}, {}};
+    const char *call = "lstat";
+    bool ok = fstatat(fd, de->d_name, &e.st, AT_SYMLINK_NOFOLLOW) == 0;
+    if (ok && S_ISLNK(e.st.st_mode)) {
+      call = "readlink";
+      e.target.resize(e.st.st_size + 1);
+      ssize_t n = readlinkat(fd, de->d_name, e.target.data(), e.target.size());
+      ok = n >= 0;
+      e.target.resize(ok ? n : 0);
+    }
+    if (!ok) {
+      long err = -errno;
+      *failure = {call, dir + "/" + name};
+      closedir(d);
+      return err;
+    }
+    out->push_back(std::move(e));
+  }
+  long err = errno ? -errno : 0;
+  closedir(d);
+  if (err) *failure = {"scandir", dir};
+  std::sort(out->begin(), out->end(), [](const HostEntry &a, const HostEntry &b) { return a.name < b.name; });
+  return err;
+}
+
+Napi::Value HostReaddirStat(const Napi::CallbackInfo &info) {
+  std::string dir = PathArg(info, 0);
+  auto entries = std::make_shared<std::vector<HostEntry>>();
+  auto failure = std::make_shared<Failure>();
+  return Submit(
+      info.Env(), "scandir", dir, [=] { return ListHostDir(dir, entries.get(), failure.get()); },
+      [entries](Napi::Env env, long) {
+        Napi::Array a = Napi::Array::New(env, entries->size());
+        for (size_t i = 0; i < entries->size(); i++) {
+          const HostEntry &e = (*entries)[i];
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("name", Napi::Buffer<char>::Copy(env, e.name.data(), e.name.size()));
+          o.Set("stat", HostStatObject(env, e.st));
+          if (S_ISLNK(e.st.st_mode)) o.Set("target", Napi::Buffer<char>::Copy(env, e.target.data(), e.target.size()));
+          a.Set(i, o);
+        }
+        return a;
+      },
+      {}, failure);
+}
+
 }  // namespace
 
 void RegisterHost(Napi::Env env, Napi::Object exports) {
   exports.Set("hostGetXattrs", Napi::Function::New(env, HostGetXattrs, "hostGetXattrs"));
   exports.Set("hostSetXattr", Napi::Function::New(env, HostSetXattr, "hostSetXattr"));
+  exports.Set("hostReaddirStat", Napi::Function::New(env, HostReaddirStat, "hostReaddirStat"));
   exports.Set("hostLutimes", Napi::Function::New(env, HostLutimes, "hostLutimes"));
 }
 

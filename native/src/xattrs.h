@@ -39,6 +39,9 @@ long CollectXattrs(List list, Get get, Xattrs *out) {
   return 0;
 }
 
+// Every extended attribute of a host path (host.cc).
+long ReadHostXattrs(const std::string &path, Xattrs *out);
+
 // [{ name, value: Buffer }]
 inline Napi::Array XattrArray(Napi::Env env, const Xattrs &xattrs) {
   Napi::Array a = Napi::Array::New(env, xattrs.size());

@@ -38,8 +38,9 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
     const paths = argv as string[];
     if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
     const dest = paths.pop() as string;
+    // Progress only for a person watching: nothing at all in logs.
     const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true });
-    spinner.start('copying');
+    if (spinner.isEnabled) spinner.start('copying');
     try {
       const { totals, warnings } = await this.withImage(
         flags,

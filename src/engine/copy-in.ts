@@ -3,11 +3,17 @@
  * (holes kept), directories, symlinks, hard links, device nodes, fifos and
  * sockets, with owner, mode, timestamps to the nanosecond and extended
  * attributes (capabilities, SELinux labels, ACLs).
+ *
+ * The work goes to the kernel a directory at a time: one trip lists the
+ * host directory, one batch creates its entries with their metadata (see
+ * native/src/batch.cc); a directory's own times are set after its
+ * contents, which would change them.
  */
-import { lstat, readdir, readlink } from 'node:fs/promises';
-import { basename } from 'node:path';
 import type { BigIntStats } from 'node:fs';
-import { isSystemError } from '../kernel/binding.js';
+import { lstat, readlink } from 'node:fs/promises';
+import { getSystemErrorName } from 'node:util';
+import { basename } from 'node:path';
+import { errnoError, isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { kindOf, splitHostDev } from './modes.js';
@@ -19,9 +25,9 @@ export interface CopyInOptions {
   gid?: number;
   /** Copy extended attributes (default true). */
   xattrs?: boolean;
-  /** Called after each entry, with the running totals. */
+  /** Called after each batch, with the running totals. */
   progress?: (totals: CopyTotals) => void;
-  /** Stops the copy at the next entry. */
+  /** Stops the copy at the next batch. */
   signal?: AbortSignal;
 }
 
@@ -32,16 +38,38 @@ export interface CopyTotals {
   hardlinks: number;
 }
 
-const SLASH = 0x2f;
+/** Entries per batch: bounds memory and the time an abort waits. */
+const BATCH_ENTRIES = 256;
 
-function join(dir: Buffer, name: Buffer): Buffer {
-  return dir.length && dir[dir.length - 1] === SLASH ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
+interface Source {
+  host: Buffer;
+  kernel: Buffer;
+  stat: KStat;
+  /** Symlinks: the target's bytes. */
+  target?: Buffer;
 }
+
+/** An op, and the entry it is for: warnings and errors name the entry. */
+interface Step {
+  op: BatchOp;
+  what: string;
+  source: Source;
+  /** The op that creates the entry: EEXIST there means "replace it". */
+  create?: boolean;
+}
+
+const EEXIST = -17;
+const slash = Buffer.from('/');
+const join = (dir: Buffer, name: Buffer) =>
+  Buffer.concat(dir[dir.length - 1] === 0x2f ? [dir, name] : [dir, slash, name]);
+
+/** What batch() lets pass for a tolerant op. */
+const tolerated = (step: Step, ret: number) => step.op[1] && (ret === -1 /* EPERM */ || ret === -95 /* EOPNOTSUPP */);
 
 class CopyIn {
   readonly totals: CopyTotals = { entries: 0, files: 0, bytes: 0, hardlinks: 0 };
   readonly warnings = new MetadataWarnings();
-  /** dev:ino of host files with several links -> their path in the kernel. */
+  /** dev:ino of host files with several links -> their kernel path. */
   private links = new Map<string, Buffer>();
 
   constructor(
@@ -53,105 +81,111 @@ class CopyIn {
     return this.mount.kernel.native;
   }
 
-  /** Copies host path src to kernel path dst, replacing what is there. */
-  async entry(src: Buffer, dst: Buffer, st: BigIntStats): Promise<void> {
-    if (this.opts.signal?.aborted) throw this.opts.signal.reason;
-    const kind = kindOf(Number(st.mode));
-    const existing = await this.existing(dst);
-    if (existing !== undefined && !(kind === 'dir' && existing === 'dir')) {
-      if (existing === 'dir') throw this.fail(`cannot overwrite directory ${this.show(dst)} with a non-directory`);
-      await this.k.unlink(dst);
-    }
-    if (kind === 'file' && st.nlink > 1n) {
-      const key = `${st.dev}:${st.ino}`;
-      const first = this.links.get(key);
-      if (first) {
-        await this.k.link(first, dst);
-        this.totals.hardlinks++;
-        this.count();
-        return;
+  /** Copies sources to their kernel paths, directories recursively. */
+  async copy(sources: Source[]): Promise<void> {
+    for (let i = 0; i < sources.length; i += BATCH_ENTRIES) {
+      const chunk = sources.slice(i, i + BATCH_ENTRIES);
+      await this.run(chunk.flatMap((s) => this.steps(s)));
+      this.count(chunk);
+      for (const dir of chunk.filter((s) => kindOf(s.stat.mode) === 'dir')) {
+        const entries = await this.k.hostReaddirStat(dir.host);
+        await this.copy(
+          entries.map((e) => ({ host: join(dir.host, e.name), kernel: join(dir.kernel, e.name), stat: e.stat, target: e.target })),
+        );
+        await this.run(this.metadata(dir));
       }
-      this.links.set(key, dst);
     }
-    switch (kind) {
+  }
+
+  /** Creating s, then its metadata (a directory's comes after its contents). */
+  private steps(s: Source): Step[] {
+    const create = (op: BatchOp): Step => ({ op, what: 'create', source: s, create: true });
+    switch (kindOf(s.stat.mode)) {
       case 'dir':
-        if (existing === undefined) await this.k.mkdir(dst, 0o700);
-        for (const name of await readdir(src, { encoding: 'buffer' })) {
-          const child = join(src, name);
-          await this.entry(child, join(dst, name), await lstat(child, { bigint: true }));
+        return [create(['mkdir', false, s.kernel, 0o700])];
+      case 'file': {
+        if (s.stat.nlink > 1) {
+          const key = `${s.stat.dev}:${s.stat.ino}`;
+          const first = this.links.get(key);
+          if (first) {
+            this.totals.hardlinks++;
+            return [create(['link', false, s.kernel, first])];
+          }
+          this.links.set(key, s.kernel);
         }
-        break;
-      case 'file':
-        this.totals.bytes += await this.k.copyIn(src, dst, 0o600);
-        this.totals.files++;
-        break;
-      case 'symlink':
-        await this.k.symlink(await readlink(src, { encoding: 'buffer' }), dst);
-        break;
-      default: {
-        const { major, minor } = splitHostDev(st.rdev);
-        await this.k.mknod(dst, Number(st.mode), major, minor);
+        return [create(['copyIn', false, s.kernel, s.host, 0o600]), ...this.metadata(s)];
       }
+      case 'symlink':
+        return [create(['symlink', false, s.kernel, s.target as Buffer]), ...this.metadata(s)];
+      default:
+        return [create(['mknod', false, s.kernel, s.stat.mode, s.stat.rdevMajor, s.stat.rdevMinor]), ...this.metadata(s)];
     }
-    await this.metadata(src, dst, st, kind === 'symlink');
-    this.count();
   }
 
   /**
    * Owner first (it clears set-id bits), then mode, then extended
-   * attributes (a chown drops security.capability), times last.
+   * attributes (a chown drops security.capability), times last. All are
+   * tolerant: metadata a filesystem cannot hold (owners on vfat) becomes a
+   * warning, not a failed copy.
    */
-  private async metadata(src: Buffer, dst: Buffer, st: BigIntStats, symlink: boolean): Promise<void> {
-    const uid = this.opts.uid ?? Number(st.uid);
-    const gid = this.opts.gid ?? Number(st.gid);
-    await this.tolerate('owner', dst, this.k.lchown(dst, uid, gid));
-    if (!symlink) await this.tolerate('mode', dst, this.k.chmod(dst, Number(st.mode) & 0o7777));
-    if (this.opts.xattrs !== false) {
-      for (const x of await this.k.hostGetXattrs(src)) {
-        await this.tolerate(`extended attribute ${x.name}`, dst, this.k.lsetxattr(dst, x.name, x.value));
-      }
-    }
-    await this.tolerate('timestamps', dst, this.k.lutimes(dst, st.atimeNs, st.mtimeNs));
+  private metadata(s: Source): Step[] {
+    const st = s.stat;
+    const step = (what: string, op: BatchOp): Step => ({ op, what, source: s });
+    const steps = [step('owner', ['lchown', true, s.kernel, this.opts.uid ?? st.uid, this.opts.gid ?? st.gid])];
+    if (kindOf(st.mode) !== 'symlink') steps.push(step('mode', ['chmod', true, s.kernel, st.mode & 0o7777]));
+    if (this.opts.xattrs !== false) steps.push(step('extended attributes', ['copyXattrs', true, s.kernel, s.host]));
+    steps.push(step('timestamps', ['lutimes', true, s.kernel, st.atimeNs, st.mtimeNs]));
+    return steps;
   }
 
   /**
-   * Metadata the filesystem cannot hold (owners on vfat, xattrs on exfat)
-   * is reported once per kind at the end rather than failing the copy.
+   * Runs steps in batches. An entry already in the image is replaced, or
+   * merged into when both are directories, and the batch goes on.
    */
-  private async tolerate(what: string, dst: Buffer, call: Promise<unknown>): Promise<void> {
-    try {
-      await call;
-    } catch (e) {
-      if (isSystemError(e) && ['EPERM', 'EOPNOTSUPP', 'ENOTSUP'].includes(e.code)) {
-        this.warnings.add(what, this.show(dst), e.code);
-        return;
+  private async run(steps: Step[]): Promise<void> {
+    while (steps.length) {
+      if (this.opts.signal?.aborted) throw this.opts.signal.reason;
+      const r = await this.k.batch(steps.map((s) => s.op));
+      r.results.forEach((ret, i) => {
+        const step = steps[i] as Step;
+        if (ret < 0 && tolerated(step, ret)) this.warnings.add(step.what, this.show(step.source.kernel), getSystemErrorName(ret));
+        if (ret > 0 && step.op[0] === 'copyIn') this.totals.bytes += ret;
+      });
+      const last = r.results.length - 1;
+      const ret = r.results[last] as number;
+      const step = steps[last] as Step;
+      if (ret >= 0 || tolerated(step, ret)) return; // all ran: a stop is a failure
+      if (!(step.create && ret === EEXIST)) {
+        const where = r.path ?? (step.op[2] as Buffer);
+        throw this.mount.explain(errnoError(ret, r.syscall ?? step.op[0], where.toString()));
       }
-      throw e;
+      steps = steps.slice((await this.replace(step)) === 'merged' ? last + 1 : last);
     }
   }
 
-  private async existing(dst: Buffer): Promise<string | undefined> {
-    try {
-      return kindOf((await this.k.lstat(dst)).mode);
-    } catch (e) {
-      if (isSystemError(e) && e.code === 'ENOENT') return undefined;
-      throw e;
-    }
+  /** An entry is in the way: a directory onto a directory merges, else it goes. */
+  private async replace(step: Step): Promise<'merged' | 'removed'> {
+    const there = kindOf((await this.k.lstat(step.source.kernel)).mode);
+    if (there === 'dir' && kindOf(step.source.stat.mode) === 'dir') return 'merged';
+    if (there === 'dir')
+      throw new LklfsError(`${this.mount.image}: cannot overwrite directory ${this.show(step.source.kernel)} with a non-directory`);
+    await this.k.unlink(step.source.kernel);
+    return 'removed';
   }
 
-  private count(): void {
-    this.totals.entries++;
+  private count(chunk: Source[]): void {
+    for (const s of chunk) {
+      this.totals.entries++;
+      if (kindOf(s.stat.mode) === 'file') this.totals.files++;
+    }
     this.opts.progress?.(this.totals);
   }
 
-  show(kernelPath: Buffer): string {
+  private show(kernelPath: Buffer): string {
     return this.mount.imagePath(kernelPath.toString());
   }
-
-  fail(message: string): LklfsError {
-    return new LklfsError(`${this.mount.image}: ${message}`);
-  }
 }
+
 
 /**
  * Copies each host source into the image directory dest (like `cp -a
@@ -165,35 +199,50 @@ export async function copyIn(
   dest: string,
   opts: CopyInOptions = {},
 ): Promise<{ totals: CopyTotals; warnings: string[] }> {
-  const job = new CopyIn(mount, opts);
   const k = mount.kernel.native;
   const destPath = mount.path(dest);
-  let destIsDir: boolean;
+  let destIsDir = false;
   try {
     destIsDir = kindOf((await k.lstat(destPath)).mode) === 'dir';
   } catch (e) {
     if (!isSystemError(e) || e.code !== 'ENOENT') throw mount.explain(e);
-    if (sources.length !== 1) throw new UsageError(`${mount.image}: destination ${dest} is not a directory in the image`);
-    destIsDir = false;
   }
   if (!destIsDir && sources.length > 1)
     throw new UsageError(`${mount.image}: destination ${dest} is not a directory in the image`);
 
+  const roots: Source[] = [];
   for (const source of sources) {
-    let st: BigIntStats;
+    let st;
+    let target: Buffer | undefined;
     try {
       st = await lstat(source, { bigint: true });
+      if (st.isSymbolicLink()) target = await readlink(source, { encoding: 'buffer' });
     } catch (e) {
       throw new UsageError(`cannot copy ${source}: ${isSystemError(e) ? e.code : String(e)}`);
     }
-    const name = basename(source);
-    const contentsOnly = name === '.' || source.endsWith('/.');
-    const target = !destIsDir || contentsOnly ? destPath : join(destPath, Buffer.from(name));
-    try {
-      await job.entry(Buffer.from(source), target, st);
-    } catch (e) {
-      throw mount.explain(e);
-    }
+    const contentsOnly = basename(source) === '.' || source.endsWith('/.');
+    const kernel = !destIsDir || contentsOnly ? destPath : join(destPath, Buffer.from(basename(source)));
+    roots.push({ host: Buffer.from(source), kernel, stat: hostStat(st), target });
   }
+  const job = new CopyIn(mount, opts);
+  await job.copy(roots);
   return { totals: job.totals, warnings: job.warnings.summary() };
+}
+
+/** Node's bigint lstat in the binding's shape. */
+function hostStat(st: BigIntStats): KStat {
+  return {
+    dev: Number(st.dev),
+    ino: st.ino,
+    mode: Number(st.mode),
+    nlink: Number(st.nlink),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    ...splitHostDev(st.rdev),
+    size: Number(st.size),
+    blocks: Number(st.blocks),
+    atimeNs: st.atimeNs,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+  };
 }

@@ -31,10 +31,10 @@ export function kindOf(mode: number): FileKind {
 }
 
 /** glibc's dev_t layout (what Node's stat gives as rdev) to major, minor. */
-export function splitHostDev(rdev: bigint): { major: number; minor: number } {
+export function splitHostDev(rdev: bigint): { rdevMajor: number; rdevMinor: number } {
   const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
   const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return { major: Number(major), minor: Number(minor) };
+  return { rdevMajor: Number(major), rdevMinor: Number(minor) };
 }
 
 /** ls -l's "drwxr-xr-x". */

@@ -6,6 +6,7 @@
  * (mount points included) as strings or raw bytes.
  */
 import { createRequire } from 'node:module';
+import { getSystemErrorMap, getSystemErrorName } from 'node:util';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,6 +51,37 @@ export interface StatFs {
   blocksAvailable: number;
   files: number;
   filesFree: number;
+}
+
+/**
+ * One call for batch(): [name, tolerant, ...args]. A tolerant op that fails
+ * with EPERM or EOPNOTSUPP does not stop the batch.
+ */
+export type BatchOp =
+  | ['mkdir', boolean, KPath, number]
+  | ['copyIn', boolean, KPath, KPath, number]
+  | ['symlink', boolean, KPath, KPath]
+  | ['link', boolean, KPath, KPath]
+  | ['mknod', boolean, KPath, number, number, number]
+  | ['lchown', boolean, KPath, number, number]
+  | ['chmod', boolean, KPath, number]
+  | ['lutimes', boolean, KPath, bigint, bigint]
+  | ['copyXattrs', boolean, KPath, KPath]
+  | ['unlink', boolean, KPath];
+
+export interface BatchResult {
+  /** Per op run: its result or a negative errno; a stop ends the list. */
+  results: number[];
+  /** Where a copy that stopped the batch failed, when not its kernel path. */
+  syscall?: string;
+  path?: Buffer;
+}
+
+export interface HostEntry {
+  name: Buffer;
+  stat: KStat;
+  /** Symlinks: the target's bytes. */
+  target?: Buffer;
 }
 
 export interface Binding {
@@ -115,6 +147,14 @@ export interface Binding {
   /** A kernel file's whole content into a new host file; holes kept. */
   copyOut(path: KPath, hostPath: KPath, mode: number): Promise<number>;
 
+  /**
+   * Runs ops in order on one kernel thread. The paths: kernel paths first;
+   * copyIn's second path and copyXattrs' second path are host paths, the
+   * symlink's second is its target, link's second the existing name.
+   */
+  batch(ops: BatchOp[]): Promise<BatchResult>;
+  /** A host directory's entries sorted by name bytes, each with its lstat. */
+  hostReaddirStat(path: KPath): Promise<HostEntry[]>;
   hostGetXattrs(path: KPath): Promise<Xattr[]>;
   hostSetXattr(path: KPath, name: string, value: Buffer): Promise<number>;
   hostLutimes(path: KPath, atimeNs: bigint, mtimeNs: bigint): Promise<number>;
@@ -154,4 +194,13 @@ export function binding(): Binding {
     loaded = createRequire(import.meta.url)(file) as Binding;
   }
   return loaded;
+}
+
+/** An error shaped like the binding's own, for a negative errno in hand. */
+export function errnoError(errno: number, syscall: string, path?: string): SystemError {
+  const code = getSystemErrorName(errno);
+  const text = getSystemErrorMap().get(errno)?.[1] ?? 'unknown error';
+  const e = new Error(`${code}: ${text}, ${syscall}${path ? ` '${path}'` : ''}`) as SystemError;
+  Object.assign(e, { code, errno, syscall, ...(path ? { path } : {}) });
+  return e;
 }

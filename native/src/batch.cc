@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: GPL-2.0
+// batch(ops): many small calls in one trip to a kernel thread. A copy into
+// an image makes five or six calls per file (create, owner, mode, xattrs,
+// times); one promise each would spend most of the time handing work
+// between threads. The engine decides what to call; this only runs the
+// list, in order.
+//
+// An op is [name, tolerant, ...args]. The result is one number per op
+// run: its return value or a negative errno. A failing op stops the batch
+// unless it is tolerant and failed with EPERM or EOPNOTSUPP (metadata the
+// filesystem cannot hold), so the results end at the op that stopped it.
+#include "kernel_api.h"
+
+#include <vector>
+
+#include "args.h"
+#include "copy.h"
+#include "exports.h"
+#include "queue.h"
+#include "xattrs.h"
+
+namespace lklfs {
+namespace {
+
+constexpr long kCwd = LKL_AT_FDCWD;
+constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
+
+enum class Code { Mkdir, CopyIn, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, CopyXattrs, Unlink };
+
+struct Op {
+  Code code;
+  bool tolerant;
+  std::string a, b;  // paths (b: the second path or the target)
+  int64_t n[3];
+};
+
+// Host xattrs of a onto kernel path b: the first tolerated failure is the
+// result (the rest are still tried), any other failure stops.
+long CopyXattrs(const std::string &host, const std::string &path, bool tolerant) {
+  Xattrs xattrs;
+  long ret = ReadHostXattrs(host, &xattrs), tolerated = 0;
+  if (ret < 0) return ret;
+  for (auto &x : xattrs) {
+    ret = lkl_sys_lsetxattr(path.c_str(), x.first.c_str(), x.second.data(), x.second.size(), 0);
+    if (ret < 0 && tolerant && (ret == -LKL_EPERM || ret == -LKL_EOPNOTSUPP)) {
+      tolerated = tolerated ? tolerated : ret;
+      continue;
+    }
+    if (ret < 0) return ret;
+  }
+  return tolerated;
+}
+
+long Run(const Op &op, Failure *failure) {
+  const char *a = op.a.c_str(), *b = op.b.c_str();
+  switch (op.code) {
+    case Code::Mkdir:
+      return lkl_sys_mkdirat(kCwd, a, op.n[0]);
+    case Code::CopyIn:
+      return CopyFileIn(op.b, op.a, op.n[0], failure);
+    case Code::Symlink:
+      return lkl_sys_symlinkat(b, kCwd, a);
+    case Code::Link:
+      return lkl_sys_linkat(kCwd, b, kCwd, a, 0);
+    case Code::Mknod: {
+      unsigned long major = op.n[1], minor = op.n[2];
+      unsigned long dev = (minor & 0xff) | (major << 8) | ((minor & ~0xffUL) << 12);
+      return lkl_sys_mknodat(kCwd, a, op.n[0], dev);
+    }
+    case Code::Lchown:
+      return lkl_sys_fchownat(kCwd, a, op.n[0], op.n[1], kNoFollow);
+    case Code::Chmod:
+      return lkl_sys_fchmodat(kCwd, a, op.n[0]);
+    case Code::Lutimes: {
+      struct __lkl__kernel_timespec ts[2] = {SplitNs<struct __lkl__kernel_timespec>(op.n[0]),
+                                             SplitNs<struct __lkl__kernel_timespec>(op.n[1])};
+      return lkl_sys_utimensat(kCwd, a, ts, kNoFollow);
+    }
+    case Code::CopyXattrs:
+      return CopyXattrs(op.b, op.a, op.tolerant);
+    case Code::Unlink:
+      return lkl_sys_unlinkat(kCwd, a, 0);
+  }
+  return -LKL_EINVAL;
+}
+
+// Each op: [name, tolerant, path, ...]; arity checked here, on the JS thread.
+Op Parse(Napi::Env env, Napi::Value v) {
+  static const struct {
+    const char *name;
+    Code code;
+    int paths, numbers;
+  } kinds[] = {
+      {"mkdir", Code::Mkdir, 1, 1},     {"copyIn", Code::CopyIn, 2, 1},         {"symlink", Code::Symlink, 2, 0},
+      {"link", Code::Link, 2, 0},       {"mknod", Code::Mknod, 1, 3},           {"lchown", Code::Lchown, 1, 2},
+      {"chmod", Code::Chmod, 1, 1},     {"lutimes", Code::Lutimes, 1, 2},       {"copyXattrs", Code::CopyXattrs, 2, 0},
+      {"unlink", Code::Unlink, 1, 0},
+  };
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "each op must be an array");
+  auto arr = v.As<Napi::Array>();
+  std::string name = arr.Get(0u).ToString().Utf8Value();
+  for (auto &k : kinds) {
+    if (name != k.name) continue;
+    if (arr.Length() != static_cast<uint32_t>(2 + k.paths + k.numbers))
+      throw Napi::TypeError::New(env, "wrong number of arguments for op " + name);
+    Op op{k.code, arr.Get(1u).ToBoolean().Value(), {}, {}, {0, 0, 0}};
+    for (int i = 0; i < k.paths; i++) {
+      Napi::Value p = arr.Get(2 + i);
+      std::string s = p.IsBuffer() ? std::string(p.As<Napi::Buffer<char>>().Data(), p.As<Napi::Buffer<char>>().Length())
+                                   : p.ToString().Utf8Value();
+      (i ? op.b : op.a) = std::move(s);
+    }
+    for (int i = 0; i < k.numbers; i++) {
+      Napi::Value n = arr.Get(2 + k.paths + i);
+      bool lossless = true;
+      op.n[i] = n.IsBigInt() ? n.As<Napi::BigInt>().Int64Value(&lossless) : n.ToNumber().Int64Value();
+    }
+    return op;
+  }
+  throw Napi::TypeError::New(env, "unknown op " + name);
+}
+
+Napi::Value Batch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) throw Napi::TypeError::New(env, "batch takes an array of ops");
+  auto list = info[0].As<Napi::Array>();
+  auto ops = std::make_shared<std::vector<Op>>();
+  for (uint32_t i = 0; i < list.Length(); i++) ops->push_back(Parse(env, list.Get(i)));
+  auto results = std::make_shared<std::vector<long>>();
+  auto failure = std::make_shared<Failure>();
+  return Submit(
+      env, "batch", "",
+      [=]() -> long {
+        for (const Op &op : *ops) {
+          Failure where;
+          long ret = Run(op, &where);
+          results->push_back(ret);
+          bool tolerated = op.tolerant && (ret == -LKL_EPERM || ret == -LKL_EOPNOTSUPP);
+          if (ret < 0 && !tolerated) {
+            // A failure inside a copy names its side; the others the op.
+            if (where.syscall) *failure = where;
+            break;
+          }
+        }
+        return 0;
+      },
+      [results, failure](Napi::Env env, long) {
+        Napi::Object o = Napi::Object::New(env);
+        Napi::Array a = Napi::Array::New(env, results->size());
+        for (size_t i = 0; i < results->size(); i++) a.Set(i, Napi::Number::New(env, (*results)[i]));
+        o.Set("results", a);
+        if (failure->syscall) {
+          o.Set("syscall", failure->syscall);
+          o.Set("path", Napi::Buffer<char>::Copy(env, failure->path.data(), failure->path.size()));
+        }
+        return o;
+      });
+}
+
+}  // namespace
+
+void RegisterBatch(Napi::Env env, Napi::Object exports) {
+  exports.Set("batch", Napi::Function::New(env, Batch, "batch"));
+}
+
+}  // namespace lklfs

@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0
+// Whole-file copies between host and kernel (copy.cc), for batch.cc too.
+#pragma once
+
+#include <string>
+
+#include "queue.h"
+
+namespace lklfs {
+
+// Host file -> new kernel file (O_EXCL), holes kept: bytes or -errno.
+long CopyFileIn(const std::string &host, const std::string &path, long mode, Failure *failure);
+// Kernel file -> new host file (O_EXCL), holes kept: bytes or -errno.
+long CopyFileOut(const std::string &path, const std::string &host, long mode, Failure *failure);
+
+}  // namespace lklfs

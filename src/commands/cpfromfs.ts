@@ -1,0 +1,63 @@
+import { Args, Flags } from '@oclif/core';
+import ora from 'ora';
+import { copyOut } from '../engine/copy-out.js';
+import { UsageError } from '../errors.js';
+import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { formatBytes } from '../cli/format.js';
+
+export default class Cpfromfs extends ImageCommand {
+  static override summary = 'Copy files from a filesystem image to the host';
+  static override description = `Copies each SOURCE in the image to the host path DEST, as cp -a would:
+into DEST when it is a directory, as DEST when there is one SOURCE and
+DEST does not exist; "dir/." copies the contents of dir. Contents (holes
+kept), directories, symlinks, hard links, fifos and device nodes, with
+mode, nanosecond timestamps and extended attributes; owners, device nodes
+and security.*/trusted.* attributes only when run as root (device nodes
+are otherwise skipped with a warning). Sockets are skipped with a
+warning: a copy would have nobody listening on it. Entries already on
+the host are replaced; directories are merged. The image is opened
+read-only and is never written.`;
+  static override examples = [
+    'lklfs cpfromfs -t ext4 -i rootfs.img /etc ./backup',
+    'lklfs cpfromfs -t ext4 -i rootfs.img /. ./rootfs',
+  ];
+  static override strict = false;
+  static override args = {
+    paths: Args.string({ description: 'SOURCE... DEST', required: true }),
+  };
+  static override flags = {
+    ...imageFlags,
+    owner: Flags.integer({ char: 'o', description: 'owner (uid) for every copied entry, instead of the image’s', min: 0 }),
+    group: Flags.integer({ char: 'g', description: 'group (gid) for every copied entry, instead of the image’s', min: 0 }),
+    xattrs: Flags.boolean({ description: 'copy extended attributes', default: true, allowNo: true }),
+  };
+
+  async run(): Promise<void> {
+    const { argv, flags } = await this.parse(Cpfromfs);
+    const paths = argv as string[];
+    if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
+    const dest = paths.pop() as string;
+    const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true });
+    spinner.start('copying');
+    try {
+      const { totals, warnings } = await this.withImage(flags, { readOnly: true }, ({ mount, signal }) =>
+        copyOut(mount, paths, dest, {
+          uid: flags.owner,
+          gid: flags.group,
+          xattrs: flags.xattrs,
+          signal,
+          progress: (t) => {
+            spinner.text = `copying: ${t.entries} entries, ${formatBytes(t.bytes)}`;
+          },
+        }),
+      );
+      spinner.stop();
+      for (const w of warnings) process.stderr.write(`lklfs cpfromfs: warning: ${w}\n`);
+      if (process.stderr.isTTY)
+        process.stderr.write(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})\n`);
+    } catch (e) {
+      spinner.stop();
+      throw e;
+    }
+  }
+}
