@@ -67,30 +67,50 @@ export interface Node {
   links?: string;
 }
 
-/** user.* and security.* attributes of path, as hex, via getfattr. */
-function xattrsOf(path: string): Record<string, string> {
-  const r = spawnSync('getfattr', ['-h', '-d', '-m', '^(user|security|trusted)\\.', '-e', 'hex', '--absolute-names', path], {
-    encoding: 'utf8',
+/**
+ * user.*, security.* and trusted.* attributes of everything under root, as
+ * hex, by path bytes (as latin1 strings): one getfattr for the whole tree,
+ * whose output names are bytes as they are, except for its octal escapes
+ * (a backslash is \134), so names that are not UTF-8 survive.
+ */
+function xattrsOfTree(root: string): Map<string, Record<string, string>> {
+  const r = spawnSync('getfattr', ['-R', '-h', '-d', '-m', '^(user|security|trusted)\\.', '-e', 'hex', '--absolute-names', root], {
+    maxBuffer: 1 << 30,
   });
-  const out: Record<string, string> = {};
-  for (const line of r.stdout.split('\n')) {
+  const all = new Map<string, Record<string, string>>();
+  let current: Record<string, string> = {};
+  for (const line of r.stdout.toString('latin1').split('\n')) {
+    const file = /^# file: (.*)$/.exec(line);
+    if (file?.[1] !== undefined) {
+      current = {};
+      all.set(file[1].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))), current);
+      continue;
+    }
     const m = /^([^#=][^=]*)=(.*)$/.exec(line);
-    if (m?.[1] && m[2] !== undefined) out[m[1]] = m[2];
+    if (m?.[1] && m[2] !== undefined) current[m[1]] = m[2];
   }
-  return out;
+  return all;
+}
+
+/** A name's bytes as text: UTF-8 when it is, else with \xNN escapes. */
+function showName(name: Buffer): string {
+  const s = name.toString('utf8');
+  if (Buffer.from(s).equals(name)) return s;
+  return [...name].map((c) => (c < 0x80 ? String.fromCharCode(c) : `\\x${c.toString(16)}`)).join('');
 }
 
 /**
  * Every entry under root (root itself as "."), with its metadata; file
  * contents as hashes, hard links grouped. atime is left out: reading
- * changes it.
+ * changes it. Names are read as bytes (keys show them with showName).
  */
 export function snapshot(root: string, opts: { skip?: (rel: string) => boolean } = {}): Map<string, Node> {
+  root = root.replace(/(.)\/+$/, '$1');
+  const xattrs = xattrsOfTree(root);
   const nodes = new Map<string, Node>();
   const inodes = new Map<string, string[]>();
-  const visit = (rel: string) => {
+  const visit = (rel: string, path: Buffer) => {
     if (opts.skip?.(rel)) return;
-    const path = rel === '.' ? root : join(root, rel);
     const st = lstatSync(path, { bigint: true });
     const kind = st.isFile()
       ? 'file'
@@ -111,7 +131,7 @@ export function snapshot(root: string, opts: { skip?: (rel: string) => boolean }
       uid: Number(st.uid),
       gid: Number(st.gid),
       mtimeNs: st.mtimeNs,
-      xattrs: xattrsOf(path),
+      xattrs: xattrs.get(path.toString('latin1')) ?? {},
     };
     if (kind === 'file') {
       node.size = Number(st.size);
@@ -126,9 +146,10 @@ export function snapshot(root: string, opts: { skip?: (rel: string) => boolean }
     if (kind === 'symlink') node.mode = 0; // symlink modes carry nothing
     nodes.set(rel, node);
     if (kind === 'dir')
-      for (const name of readdirSync(path).sort()) visit(rel === '.' ? name : `${rel}/${name}`);
+      for (const name of readdirSync(path, { encoding: 'buffer' }).sort(Buffer.compare))
+        visit(rel === '.' ? showName(name) : `${rel}/${showName(name)}`, Buffer.concat([path, Buffer.from('/'), name]));
   };
-  visit('.');
+  visit('.', Buffer.from(root));
   for (const names of inodes.values())
     for (const n of names) (nodes.get(n) as Node).links = names.filter((x) => x !== n).sort().join(',');
   return nodes;
