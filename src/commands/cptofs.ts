@@ -5,6 +5,8 @@ import { UsageError } from '../errors.js';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
 
+const newline = Buffer.from('\n');
+
 export default class Cptofs extends ImageCommand {
   static override summary = 'Copy host files into a filesystem image';
   static override description = `Copies each SOURCE into the image directory DEST, as cp -a would:
@@ -25,6 +27,7 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
     ...imageFlags,
     owner: Flags.integer({ char: 'o', description: 'owner (uid) for every copied entry, instead of the source’s', min: 0 }),
     group: Flags.integer({ char: 'g', description: 'group (gid) for every copied entry, instead of the source’s', min: 0 }),
+    verbose: Flags.boolean({ char: 'v', description: 'print the image path of each entry copied' }),
     xattrs: Flags.boolean({ description: 'copy extended attributes', default: true, allowNo: true }),
     epoch: Flags.integer({
       description: "the kernel's clock at start, in seconds (default: $SOURCE_DATE_EPOCH, else now)",
@@ -51,6 +54,7 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
             gid: flags.group,
             xattrs: flags.xattrs,
             signal,
+            created: flags.verbose ? (p) => process.stdout.write(Buffer.concat([p, newline])) : undefined,
             progress: (t) => {
               spinner.text = `copying: ${t.entries} entries, ${formatBytes(t.bytes)}`;
             },

@@ -27,6 +27,8 @@ export interface CopyInOptions {
   xattrs?: boolean;
   /** Called after each batch, with the running totals. */
   progress?: (totals: CopyTotals) => void;
+  /** Called with each entry's image path once it is created. */
+  created?: (imagePath: Buffer) => void;
   /** Stops the copy at the next batch. */
   signal?: AbortSignal;
 }
@@ -177,6 +179,7 @@ class CopyIn {
     for (const s of chunk) {
       this.totals.entries++;
       if (kindOf(s.stat.mode) === 'file') this.totals.files++;
+      this.opts.created?.(this.mount.imagePathBytes(s.kernel));
     }
     this.opts.progress?.(this.totals);
   }

@@ -43,6 +43,13 @@ export class Mount {
     return Buffer.concat([Buffer.from(this.root + sep), rel]);
   }
 
+  /** The image's path for a kernel path under this mount, as bytes. */
+  imagePathBytes(kernelPath: Buffer): Buffer {
+    const root = Buffer.from(this.root);
+    if (!kernelPath.subarray(0, root.length).equals(root)) return kernelPath;
+    return kernelPath.length === root.length ? Buffer.from('/') : kernelPath.subarray(root.length);
+  }
+
   /** The image's path for a kernel path under this mount (for messages). */
   imagePath(kernelPath: string): string {
     return kernelPath.startsWith(this.root) ? kernelPath.slice(this.root.length) || '/' : kernelPath;

@@ -1,0 +1,179 @@
+/**
+ * cptofs: host trees into images, judged by the filesystems' own checkers
+ * and, for ext4, by debugfs reading every entry's metadata back.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { haveTool, inScratch, sh } from '../kernel/harness.js';
+import { expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
+import { debugfsStat } from './debugfs.js';
+import { isRoot, makeRichTree } from './rich-tree.js';
+
+/** snapshot() shows bytes that are not UTF-8 as \xNN. */
+const notUtf8 = (key: string) => /\\x[0-9a-f]{2}/.test(key);
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+function image(dir: string, fs: string, sizeMiB: number, mkfs: string[]): string {
+  const img = join(dir, `${fs}.img`);
+  sh('truncate', ['-s', `${sizeMiB}M`, img]);
+  sh(mkfs[0] as string, [...mkfs.slice(1), img]);
+  return img;
+}
+
+const debugfsType: Record<string, string> = {
+  file: 'regular',
+  dir: 'directory',
+  symlink: 'symlink',
+  char: 'character special',
+  block: 'block special',
+  fifo: 'FIFO',
+  socket: 'socket',
+};
+
+describe('cptofs', () => {
+  test('ext4: every kind of entry with all its metadata, as debugfs and e2fsck see it', () =>
+    inScratch('cptofs-ext4', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      makeRichTree(src);
+      const img = image(dir, 'ext4', 256, ['mkfs.ext4', '-q', '-F']);
+      const r = lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/.`, '/']);
+      expectOk(r);
+      expect(r.stderr).toBe('');
+      sh('e2fsck', ['-fn', img]);
+
+      const want = snapshot(src);
+      // debugfs takes names on its command line: the UTF-8 ones.
+      const utf8 = [...want.keys()].filter((p) => !notUtf8(p));
+      const got = debugfsStat(img, utf8.map((p) => (p === '.' ? '/' : `/${p}`)), dir);
+      const problems: string[] = [];
+      for (const rel of utf8) {
+        const w = want.get(rel)!;
+        const g = got.get(rel === '.' ? '/' : `/${rel}`)!;
+        const check = (what: string, a: unknown, b: unknown) => {
+          if (a !== b) problems.push(`${rel}: ${what} ${String(a)} != ${String(b)}`);
+        };
+        check('type', debugfsType[w.kind], g.type);
+        if (w.kind !== 'symlink') check('mode', w.mode.toString(8), g.mode.toString(8));
+        check('uid', w.uid, g.uid);
+        check('gid', w.gid, g.gid);
+        check('mtime', w.mtimeNs, g.mtimeNs);
+        if (w.kind === 'file') check('size', w.size, g.size);
+        if (w.links !== undefined) check('links', w.links.split(',').length + 1, g.links);
+        if (w.target && g.fastLink !== undefined) check('target', Buffer.from(w.target, 'hex').toString(), g.fastLink);
+        for (const name of Object.keys(w.xattrs)) if (!g.xattrs.has(name)) problems.push(`${rel}: xattr ${name} missing`);
+        if (w.kind === 'char' || w.kind === 'block') expect(g.device).toBeDefined();
+      }
+      expect(problems).toEqual([]);
+      expect(got.get('/etc/hostname')?.xattrs.has('system.posix_acl_access')).toBe(true);
+      expect(got.get('/etc/hostname')?.xattrs.get('user.origin')).toBe('"lklfs test"');
+      if (isRoot) expect(got.get('/tmp/null')?.device).toMatch(/^0?1:0?3$/);
+
+      // Contents, including a sparse file that must stay sparse.
+      for (const f of ['big', 'sparse', 'bin/tool']) {
+        const out = join(dir, 'dump');
+        sh('debugfs', ['-R', `dump /${f} ${out}`, img]);
+        expect(sha256(out)).toBe(sha256(join(src, f)));
+      }
+      const blocks = Number(/Blockcount: (\d+)/.exec(sh('debugfs', ['-R', 'stat /sparse', img]).stdout)?.[1]);
+      expect(blocks * 512).toBeLessThan(256 * 1024);
+    }));
+
+  const others = [
+    { fs: 'btrfs', mkfs: ['mkfs.btrfs', '-q', '-f'], size: 256, check: ['btrfs', 'check', '--readonly'] },
+    { fs: 'xfs', mkfs: ['mkfs.xfs', '-q', '-f'], size: 320, check: ['xfs_repair', '-n', '-f'] },
+    { fs: 'f2fs', mkfs: ['mkfs.f2fs', '-q', '-f'], size: 256, check: ['fsck.f2fs', '--dry-run'] },
+  ];
+  test.each(others)('$fs: the same tree, clean by its checker, every name there', (c) =>
+    inScratch(`cptofs-${c.fs}`, (dir) => {
+      if (!haveTool(c.mkfs[0] as string)) return;
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      makeRichTree(src);
+      const img = image(dir, c.fs, c.size, c.mkfs);
+      expectOk(lklfs(['cptofs', '-t', c.fs, '-i', img, `${src}/.`, '/']));
+      const check = sh(c.check[0] as string, [...c.check.slice(1), img], { allowFail: true });
+      expect(check.status).toBe(0);
+      expect(check.stdout).not.toMatch(/\[Fail/);
+      const listed = lklfs(['ls', '-t', c.fs, '-i', img, '-R', '-a', '/']);
+      expectOk(listed);
+      const names = new Set(listed.stdout.toString().split('\n').filter(Boolean));
+      for (const rel of snapshot(src).keys()) if (rel !== '.' && !notUtf8(rel)) expect(names).toContain(`/${rel}`);
+      expect(listed.stdout.includes(Buffer.from([0xe9, 0xff]))).toBe(true);
+    }),
+  );
+
+  test('vfat: metadata the filesystem cannot hold is a warning, not a failure', () =>
+    inScratch('cptofs-vfat', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(join(src, 'docs'), { recursive: true });
+      writeFileSync(join(src, 'docs/readme.txt'), 'hello from lklfs\n');
+      const img = image(dir, 'vfat', 64, ['mkfs.vfat']);
+      const r = lklfs(['cptofs', '-t', 'vfat', '-i', img, '--owner', '1000', `${src}/.`, '/']);
+      expectOk(r);
+      expect(r.stderr).toMatch(/warning: owner not kept on \d+ entr(y|ies) \(EPERM\)/);
+      sh('fsck.vfat', ['-n', img]);
+      expect(sh('mtype', ['-i', img, '::/docs/readme.txt']).stdout).toBe('hello from lklfs\n');
+    }));
+
+  test('a full image fails the copy cleanly: clear error, filesystem still consistent', () =>
+    inScratch('cptofs-full', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      for (let i = 0; i < 3; i++) writeFileSync(join(src, `blob${i}`), Buffer.alloc(12 << 20, i + 1));
+      const img = image(dir, 'ext4', 24, ['mkfs.ext4', '-q', '-F']);
+      const r = lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/.`, '/']);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/ext4\.img:\/blob\d: ENOSPC: no space left on device/);
+      sh('e2fsck', ['-fn', img]);
+    }));
+
+  test('SIGINT stops the copy, and the image is unmounted cleanly', () =>
+    inScratch('cptofs-sigint', async (dir) => {
+      const src = join(dir, 'src');
+      for (let d = 0; d < 40; d++) {
+        mkdirSync(join(src, `d${d}`), { recursive: true });
+        for (let f = 0; f < 125; f++) writeFileSync(join(src, `d${d}`, `f${f}`), `file ${d}/${f}\n`);
+      }
+      const img = image(dir, 'ext4', 256, ['mkfs.ext4', '-q', '-F']);
+      // Interrupted as soon as it reports its first entry: far from done.
+      const r = await lklfsAsync(['cptofs', '-v', '-t', 'ext4', '-i', img, `${src}/.`, '/'], (child) => {
+        child.stdout?.once('data', () => child.kill('SIGINT'));
+      });
+      expect(r.status).toBe(130);
+      expect(r.stderr).toMatch(/interrupted by SIGINT/);
+      sh('e2fsck', ['-fn', img]);
+    }));
+
+  test('read-only commands leave the image byte for byte as it was', () =>
+    inScratch('cptofs-ro', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      writeFileSync(join(src, 'file'), 'content\n');
+      const img = image(dir, 'ext4', 64, ['mkfs.ext4', '-q', '-F']);
+      expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/file`, '/']));
+      const before = sha256(img);
+      const mtime = statSync(img).mtimeMs;
+      expectOk(lklfs(['ls', '-t', 'ext4', '-i', img, '-R', '-l', '/']));
+      const cat = lklfs(['cat', '-t', 'ext4', '-i', img, '/file']);
+      expectOk(cat);
+      expect(cat.stdout.toString()).toBe('content\n');
+      expect(sha256(img)).toBe(before);
+      expect(statSync(img).mtimeMs).toBe(mtime);
+    }));
+
+  test('bad usage: clear messages and exit status 2', () =>
+    inScratch('cptofs-usage', (dir) => {
+      const img = image(dir, 'ext4', 64, ['mkfs.ext4', '-q', '-F']);
+      const one = lklfs(['cptofs', '-t', 'ext4', '-i', img, '/']);
+      expect(one.status).toBe(2);
+      expect(one.stderr).toMatch(/at least one SOURCE and a DEST/);
+      const missing = lklfs(['cptofs', '-t', 'ext4', '-i', img, join(dir, 'nope'), '/']);
+      expect(missing.status).toBe(2);
+      expect(missing.stderr).toMatch(/cannot copy .*nope: ENOENT/);
+      const notDir = lklfs(['cptofs', '-t', 'ext4', '-i', img, dir, dir, '/no-such-dir']);
+      expect(notDir.status).toBe(2);
+      expect(notDir.stderr).toMatch(/destination \/no-such-dir is not a directory/);
+    }));
+});
