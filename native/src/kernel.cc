@@ -37,7 +37,13 @@ std::set<std::pair<long, long>> mounts;  // (disk id, partition)
 
 Napi::Value Boot(const Napi::CallbackInfo &info) {
   std::string cmdline = StringArg(info, 0);
-  return Submit(info.Env(), "boot", "", [cmdline] { return lkl_start_kernel("%s", cmdline.c_str()); });
+  return Submit(info.Env(), "boot", "", [cmdline] {
+    long ret = lkl_start_kernel("%s", cmdline.c_str());
+    // Modes given to mkdir/open/mknod are meant exactly; all our threads
+    // share one fs_struct, so this is once for all.
+    if (ret == 0) lkl_sys_umask(0);
+    return ret;
+  });
 }
 
 Napi::Value IsRunning(const Napi::CallbackInfo &info) {

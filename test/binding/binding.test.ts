@@ -1,0 +1,181 @@
+/**
+ * The native binding, from Node: each case is a small ESM script run in a
+ * fresh node process (a kernel boots once per process), importing the
+ * compiled engine from dist/.
+ */
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { inScratch, repoRoot, sh } from '../kernel/harness.js';
+
+/** Runs script (ESM) with IMG set to a fresh ext4 image; returns its JSON. */
+function runScript(dir: string, script: string, env: NodeJS.ProcessEnv = {}) {
+  const img = join(dir, 'fs.img');
+  sh('truncate', ['-s', '64M', img]);
+  sh('mkfs.ext4', ['-q', '-F', img]);
+  const file = join(dir, 'case.mjs');
+  const prelude = `
+    import { binding } from '${repoRoot}/dist/src/kernel/binding.js';
+    import { Kernel } from '${repoRoot}/dist/src/kernel/kernel.js';
+    const IMG = ${JSON.stringify(img)};
+    const out = (v) => process.stdout.write(JSON.stringify(v, (k, x) => typeof x === 'bigint' ? x.toString() : x) + '\\n');
+  `;
+  writeFileSync(file, prelude + script);
+  const r = spawnSync(process.execPath, [file], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  return { ...r, img, json: r.stdout.trim() ? r.stdout.trim().split('\n').map((l) => JSON.parse(l)) : [] };
+}
+
+describe('native binding', () => {
+  test('kernel errors are Node-style errors with code, errno, syscall and path', () =>
+    inScratch('binding-errors', (dir) => {
+      const r = runScript(
+        dir,
+        `
+        const k = await Kernel.boot({ memMiB: 64 });
+        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        const grab = async (p) => { try { await p; return null; } catch (e) { return { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path }; } };
+        out(await grab(binding().lstat(m.path('/missing'))));
+        out(await grab(binding().mkdir(m.path('/lost+found'), 0o755)));
+        out(await grab(binding().open(m.path('/lost+found'), binding().constants.O_WRONLY, 0)));
+        let typeError = null;
+        try { binding().lstat(42); } catch (e) { typeError = e.constructor.name + ': ' + e.message; }
+        out(typeError);
+        await k.halt();
+      `,
+      );
+      expect(r.stderr).toBe('');
+      const [missing, exists, isDir, typeError] = r.json;
+      expect(missing).toEqual({
+        message: "ENOENT: no such file or directory, lstat '/mnt/lkl0p0/missing'",
+        code: 'ENOENT',
+        errno: -2,
+        syscall: 'lstat',
+        path: '/mnt/lkl0p0/missing',
+      });
+      expect(exists).toMatchObject({ code: 'EEXIST', errno: -17, syscall: 'mkdir' });
+      expect(isDir).toMatchObject({ code: 'EISDIR', errno: -21, syscall: 'open' });
+      expect(typeError).toBe('TypeError: argument 0 must be a path (string or Buffer)');
+    }));
+
+  test('batch: runs in order, tolerant ops pass EPERM, the first real failure stops it', () =>
+    inScratch('binding-batch', (dir) => {
+      const r = runScript(
+        dir,
+        `
+        const k = await Kernel.boot({ memMiB: 64 });
+        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        const b = binding();
+        out(await b.batch([
+          ['mkdir', false, m.path('/d'), 0o755],
+          ['mknod', false, m.path('/d/fifo'), 0o010644, 0, 0],
+          ['lutimes', true, m.path('/d/fifo'), 1000000000123456789n, 1000000000123456789n],
+          ['link', true, m.path('/dir-link'), m.path('/d')],
+          ['mkdir', false, m.path('/d'), 0o755],
+          ['chmod', false, m.path('/d'), 0o700],
+        ]));
+        out((await b.lstat(m.path('/d/fifo'))).mtimeNs);
+        out((await b.lstat(m.path('/d'))).mode & 0o7777);
+        await k.halt();
+      `,
+      );
+      expect(r.stderr).toBe('');
+      const [batch, mtime, mode] = r.json;
+      // A hard link to a directory is EPERM, tolerated; the second mkdir
+      // fails with EEXIST and stops the batch: no chmod.
+      expect(batch).toEqual({ results: [0, 0, 0, -1, -17] });
+      expect(mtime).toBe('1000000000123456789');
+      expect(mode).toBe(0o755);
+    }));
+
+  test('copyIn keeps holes; copyOut brings the bytes back', () =>
+    inScratch('binding-copy', (dir) => {
+      const src = join(dir, 'sparse');
+      sh('truncate', ['-s', '40M', src]);
+      sh('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', 'count=1', 'seek=20', 'conv=notrunc', 'status=none']);
+      const back = join(dir, 'back');
+      const r = runScript(
+        dir,
+        `
+        const k = await Kernel.boot({ memMiB: 64 });
+        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        const b = binding();
+        out(await b.copyIn(${JSON.stringify(src)}, m.path('/sparse'), 0o600));
+        const st = await b.lstat(m.path('/sparse'));
+        out({ size: st.size, blocks: st.blocks });
+        out(await b.copyOut(m.path('/sparse'), ${JSON.stringify(back)}, 0o600));
+        await k.halt();
+      `,
+      );
+      expect(r.stderr).toBe('');
+      const [copied, st, copiedOut] = r.json;
+      expect(copied).toBe(40 << 20);
+      expect(st.size).toBe(40 << 20);
+      expect(st.blocks * 512).toBeLessThan(2 << 20);
+      expect(copiedOut).toBe(40 << 20);
+      expect(sh('cmp', [src, back]).status).toBe(0);
+      expect(Number(sh('stat', ['-c', '%b', back]).stdout) * 512).toBeLessThan(2 << 20);
+      sh('e2fsck', ['-fn', r.img]);
+    }));
+
+  test('kernel calls do not wait for the libuv thread pool', () =>
+    inScratch('binding-pool', (dir) => {
+      const fifo = join(dir, 'fifo');
+      sh('mkfifo', [fifo]);
+      // The pool's only thread blocks opening a fifo nobody writes to.
+      const r = runScript(
+        dir,
+        `
+        import { readFile } from 'node:fs/promises';
+        import { writeFileSync } from 'node:fs';
+        readFile(${JSON.stringify(fifo)}).catch(() => {});
+        const k = await Kernel.boot({ memMiB: 64 });
+        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        await binding().mkdir(m.path('/made-while-the-pool-is-stuck'), 0o755);
+        out((await binding().readdirStat(m.path('/'), false)).map((e) => e.name.toString()));
+        await k.halt();
+        // Frees the pool thread: node would not exit with it stuck.
+        writeFileSync(${JSON.stringify(fifo)}, '');
+      `,
+        { UV_THREADPOOL_SIZE: '1' },
+      );
+      expect(r.status).toBe(0);
+      expect(r.json[0]).toContain('made-while-the-pool-is-stuck');
+    }));
+
+  test('many calls in flight at once all complete, each with its own result (modes exact: umask 0)', () =>
+    inScratch('binding-many', (dir) => {
+      const r = runScript(
+        dir,
+        `
+        const k = await Kernel.boot({ memMiB: 64 });
+        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        const b = binding();
+        await Promise.all(Array.from({ length: 200 }, (_, i) => b.mkdir(m.path('/d' + i), 0o700 + (i % 64))));
+        const modes = await Promise.all(Array.from({ length: 200 }, (_, i) => b.lstat(m.path('/d' + i)).then((s) => s.mode & 0o777)));
+        out(modes.every((mode, i) => mode === 0o700 + (i % 64)));
+        await k.halt();
+      `,
+      );
+      expect(r.stderr).toBe('');
+      expect(r.json).toEqual([true]);
+    }));
+
+  test('an uncaught exception still leaves the filesystem unmounted and clean', () =>
+    inScratch('binding-crash', (dir) => {
+      const r = runScript(
+        dir,
+        `
+        const k = await Kernel.boot({ memMiB: 64 });
+        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        await binding().mkdir(m.path('/before-the-crash'), 0o755);
+        const fd = await binding().open(m.path('/open-file'), binding().constants.O_CREAT | binding().constants.O_WRONLY, 0o644);
+        await binding().write(fd, Buffer.from('data'), 0, 4, -1);
+        throw new Error('the job blew up');
+      `,
+      );
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain('the job blew up');
+      sh('e2fsck', ['-fn', r.img]);
+      expect(sh('debugfs', ['-R', 'cat /open-file', r.img]).stdout).toBe('data');
+    }));
+});
