@@ -7,8 +7,9 @@
  * status (1: the job failed, 2: bad usage, 130/143: interrupted).
  */
 import { Command, Flags } from '@oclif/core';
-import { Kernel, type Mount } from '../kernel/kernel.js';
-import { LklfsError } from '../errors.js';
+import { describe, Kernel, type Mount } from '../kernel/kernel.js';
+import { LklfsError, UsageError } from '../errors.js';
+import { probeFsType } from '../engine/probe.js';
 
 export const imageFlags = {
   'filesystem-image': Flags.string({
@@ -18,8 +19,8 @@ export const imageFlags = {
   }),
   'filesystem-type': Flags.string({
     char: 't',
-    description: 'filesystem type: ext2, ext3, ext4, btrfs, xfs, vfat, msdos, exfat, ntfs3, f2fs, iso9660, udf, squashfs, erofs, hfsplus',
-    required: true,
+    description:
+      'filesystem type: ext2, ext3, ext4, btrfs, xfs, vfat, msdos, exfat, ntfs3, f2fs, iso9660, udf, squashfs, erofs, hfsplus (default: read from the image)',
   }),
   partition: Flags.integer({
     char: 'P',
@@ -46,7 +47,7 @@ export interface JobContext {
 export abstract class ImageCommand extends Command {
   /** Runs job on the mounted image, then unmounts and halts, always. */
   protected async withImage<T>(
-    flags: { 'filesystem-image': string; 'filesystem-type': string; partition: number; mem: number; options?: string },
+    flags: { 'filesystem-image': string; 'filesystem-type'?: string; partition: number; mem: number; options?: string },
     how: { readOnly: boolean; prefault?: boolean; epoch?: number },
     job: (ctx: JobContext) => Promise<T>,
   ): Promise<T> {
@@ -56,13 +57,18 @@ export abstract class ImageCommand extends Command {
     process.on('SIGTERM', onSignal);
     let kernel: Kernel | undefined;
     try {
+      const fsType = flags['filesystem-type'] ?? (await detect(flags['filesystem-image'], flags.partition));
       kernel = await Kernel.boot({ memMiB: flags.mem, prefault: how.prefault, epoch: how.epoch });
       const mount = await kernel.mount(flags['filesystem-image'], {
-        fsType: flags['filesystem-type'],
+        fsType,
         partition: flags.partition,
         readOnly: how.readOnly,
         options: flags.options,
       });
+      if (mount.unreplayed)
+        process.stderr.write(
+          `lklfs ${this.id}: warning: ${mount.image} was not unmounted cleanly and its journal cannot be replayed read-only; reading it as of its last checkpoint (the latest changes may be missing)\n`,
+        );
       const result = await job({ mount, signal: abort.signal });
       await kernel.halt();
       return result;
@@ -83,6 +89,21 @@ export abstract class ImageCommand extends Command {
     }
     return super.catch(err);
   }
+}
+
+/** The filesystem type read from the image, for a command given no -t. */
+async function detect(image: string, partition: number): Promise<string> {
+  let type: string | undefined;
+  try {
+    type = await probeFsType(image, partition);
+  } catch (e) {
+    throw new LklfsError(`cannot open image ${image}: ${describe(e)}`, 1, { cause: e });
+  }
+  if (!type) {
+    const what = partition ? `partition ${partition} of ${image}` : image;
+    throw new UsageError(`cannot tell the filesystem type of ${what}: give it with -t`);
+  }
+  return type;
 }
 
 export class Interrupted extends LklfsError {

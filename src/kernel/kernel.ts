@@ -34,6 +34,8 @@ export class Mount {
     readonly partition: number,
     readonly root: string,
     readonly readOnly: boolean,
+    /** Mounted read-only without replaying a journal that needed it. */
+    readonly unreplayed = false,
   ) {}
 
   /** The kernel's path for a path inside the image ('/' is its root). */
@@ -69,6 +71,15 @@ export class Mount {
     return new LklfsError(`${e.syscall}${where ? ` ${where}` : ''}: ${describe(e)}`, 1, { cause: e });
   }
 }
+
+/** The option that mounts each journaling filesystem without log replay. */
+const NO_REPLAY: Record<string, string> = {
+  ext3: 'norecovery',
+  ext4: 'norecovery',
+  xfs: 'norecovery',
+  btrfs: 'rescue=nologreplay',
+  f2fs: 'norecovery',
+};
 
 let current: Kernel | undefined;
 
@@ -111,8 +122,19 @@ export class Kernel {
     }
     this.native.takeLog();
     let root: string;
+    let unreplayed = false;
     try {
-      root = await this.native.mount(disk, partition, opts.fsType, opts.readOnly, opts.options ?? '');
+      try {
+        root = await this.native.mount(disk, partition, opts.fsType, opts.readOnly, opts.options ?? '');
+      } catch (e) {
+        // A journal that needs replaying cannot be replayed on a read-only
+        // image: read the filesystem as of its last checkpoint instead.
+        const noReplay = NO_REPLAY[opts.fsType];
+        if (!opts.readOnly || !noReplay || !isSystemError(e) || e.code !== 'EROFS') throw e;
+        const options = [opts.options, noReplay].filter(Boolean).join(',');
+        root = await this.native.mount(disk, partition, opts.fsType, true, options);
+        unreplayed = true;
+      }
     } catch (e) {
       const what = partition ? `partition ${partition} of ${image}` : image;
       throw new LklfsError(
@@ -121,7 +143,7 @@ export class Kernel {
         { cause: e },
       );
     }
-    const m = new Mount(this, image, disk, partition, root, opts.readOnly);
+    const m = new Mount(this, image, disk, partition, root, opts.readOnly, unreplayed);
     this.mounts.add(m);
     return m;
   }

@@ -1,0 +1,111 @@
+/**
+ * Finding the filesystem: its type read from the superblock (so -t can be
+ * left out), partitions in MBR (primary, logical) and GPT tables, and a
+ * journal that needs replaying on an image that must not be written.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { haveTool, inScratch, run as runC, sh } from '../kernel/harness.js';
+import { partitionOffset, probeFsType } from '../../src/engine/probe.js';
+import { expectOk, lklfs } from './cli.js';
+
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+const kinds: { fs: string; mib: number; make: (img: string, dir: string) => void }[] = [
+  { fs: 'ext4', mib: 16, make: (img) => sh('mkfs.ext4', ['-q', '-F', img]) },
+  { fs: 'ext4', mib: 16, make: (img) => sh('mkfs.ext2', ['-q', '-F', img]) },
+  { fs: 'btrfs', mib: 128, make: (img) => sh('mkfs.btrfs', ['-q', '-f', img]) },
+  { fs: 'xfs', mib: 320, make: (img) => sh('mkfs.xfs', ['-q', '-f', img]) },
+  { fs: 'f2fs', mib: 64, make: (img) => sh('mkfs.f2fs', ['-q', '-f', img]) },
+  { fs: 'vfat', mib: 16, make: (img) => sh('mkfs.vfat', [img]) },
+  { fs: 'exfat', mib: 16, make: (img) => sh('mkfs.exfat', [img]) },
+  { fs: 'ntfs3', mib: 16, make: (img) => sh('mkntfs', ['-F', '-Q', '-q', img]) },
+  { fs: 'udf', mib: 16, make: (img) => sh('mkudffs', ['--media-type=hd', img]) },
+  { fs: 'squashfs', mib: 0, make: (img, dir) => sh('mksquashfs', [dir, img, '-noappend', '-quiet']) },
+  { fs: 'erofs', mib: 0, make: (img, dir) => sh('mkfs.erofs', [img, dir]) },
+  { fs: 'iso9660', mib: 0, make: (img, dir) => sh('genisoimage', ['-quiet', '-R', '-o', img, dir]) },
+];
+
+describe('filesystem type from the image', () => {
+  test.each(kinds.map((k, i) => ({ ...k, i })))('$fs (#$i) is recognised', (k) =>
+    inScratch('probe', async (dir) => {
+      const img = join(dir, 'fs.img');
+      if (k.mib) sh('truncate', ['-s', `${k.mib}M`, img]);
+      sh('mkdir', ['-p', join(dir, 'tree')]);
+      k.make(img, join(dir, 'tree'));
+      expect(await probeFsType(img, 0)).toBe(k.fs);
+    }),
+  );
+
+  test('a file that holds no filesystem: a clear error asking for -t', () =>
+    inScratch('probe-none', async (dir) => {
+      const img = join(dir, 'zeros.img');
+      sh('truncate', ['-s', '1M', img]);
+      expect(await probeFsType(img, 0)).toBeUndefined();
+      const r = lklfs(['ls', '-i', img]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(/cannot tell the filesystem type of .*zeros\.img: give it with -t/);
+    }));
+});
+
+describe('partitions', () => {
+  /** An image with a partition table (sfdisk script) and filesystems placed by partition number. */
+  function partitioned(dir: string, label: 'gpt' | 'dos', table: (img: string) => string, places: Record<number, string>) {
+    const img = join(dir, `${label}.img`);
+    sh('truncate', ['-s', '64M', img]);
+    sh('sfdisk', ['-q', img], { input: `label: ${label}\n${table(img)}` });
+    return Promise.all(
+      Object.entries(places).map(async ([n, fs]) => {
+        const part = join(dir, `p${n}`);
+        sh('truncate', ['-s', '8M', part]);
+        sh(fs === 'vfat' ? 'mkfs.vfat' : 'mkfs.ext4', fs === 'vfat' ? [part] : ['-q', '-F', part]);
+        const at = (await partitionOffset(img, Number(n))) as number;
+        sh('dd', [`if=${part}`, `of=${img}`, 'bs=512', `seek=${at / 512}`, 'conv=notrunc', 'status=none']);
+      }),
+    ).then(() => img);
+  }
+
+  test('GPT: partition 2 found, typed and listed without -t', () =>
+    inScratch('gpt', async (dir) => {
+      const img = await partitioned(dir, 'gpt', () => 'size=10M\nsize=10M\n', { 1: 'vfat', 2: 'ext4' });
+      expect(await partitionOffset(img, 2)).toBe((2048 + 20480) * 512);
+      expect(await probeFsType(img, 1)).toBe('vfat');
+      expect(await probeFsType(img, 2)).toBe('ext4');
+      expect(await partitionOffset(img, 3)).toBeUndefined();
+      const r = lklfs(['ls', '-i', img, '-P', '2', '/']);
+      expectOk(r);
+      expect(r.stdout.toString()).toBe('lost+found\n');
+    }));
+
+  test('MBR: a logical partition (6) inside an extended one', () =>
+    inScratch('mbr', async (dir) => {
+      const img = await partitioned(
+        dir,
+        'dos',
+        (img) => `${img}1 : size=10M\n${img}2 : size=40M, type=5\n${img}5 : size=10M\n${img}6 : size=10M\n`,
+        { 1: 'vfat', 6: 'ext4' },
+      );
+      expect(await probeFsType(img, 1)).toBe('vfat');
+      expect(await probeFsType(img, 6)).toBe('ext4');
+      expect(await partitionOffset(img, 7)).toBeUndefined();
+      expectOk(lklfs(['ls', '-i', img, '-P', '6', '/']));
+    }));
+});
+
+describe('a journal that needs replaying, on a read-only job', () => {
+  const t = haveTool('dumpe2fs') ? test : test.skip;
+  t('the image is read as of its last checkpoint, with a warning, and never written', () =>
+    inScratch('unreplayed', (dir) => {
+      const img = join(dir, 'dirty.img');
+      sh('truncate', ['-s', '64M', img]);
+      sh('mkfs.ext4', ['-q', '-F', img]);
+      runC('fsops', [img, 'ext4', '0', 'symlink,dirty']);
+      expect(sh('dumpe2fs', ['-h', img]).stdout).toMatch(/needs_recovery/);
+      const before = sha256(img);
+      const r = lklfs(['ls', '-t', 'ext4', '-i', img, '/']);
+      expectOk(r);
+      expect(r.stderr).toMatch(/warning: .*dirty\.img was not unmounted cleanly/);
+      expect(sha256(img)).toBe(before);
+    }));
+});
