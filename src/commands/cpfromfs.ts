@@ -37,7 +37,9 @@ read-only and is never written.`;
     const paths = argv as string[];
     if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
     const dest = paths.pop() as string;
-    const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true });
+    // No spinner, and no "- copying" line either, when stderr is not a terminal.
+    const tty = process.stderr.isTTY === true;
+    const spinner = ora({ stream: process.stderr, isEnabled: tty, isSilent: !tty });
     spinner.start('copying');
     try {
       const { totals, warnings } = await this.withImage(flags, { readOnly: true }, ({ mount, signal }) =>
@@ -53,7 +55,7 @@ read-only and is never written.`;
       );
       spinner.stop();
       for (const w of warnings) process.stderr.write(`lklfs cpfromfs: warning: ${w}\n`);
-      if (process.stderr.isTTY)
+      if (tty)
         process.stderr.write(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})\n`);
     } catch (e) {
       spinner.stop();

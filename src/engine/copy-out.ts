@@ -35,11 +35,19 @@ const REFUSED = ['EPERM', 'EOPNOTSUPP', 'ENOTSUP'];
 /** Owners also: EINVAL is an id the host cannot map (a user namespace). */
 const OWNER_REFUSED = [...REFUSED, 'EINVAL'];
 
+/**
+ * Attributes that are no file's own (what cp -a skips, after attr's
+ * xattr.conf): XFS shows its ACLs to root as trusted.SGI_ACL_* besides
+ * system.posix_acl_* (copied, they would be a second, stray ACL), and
+ * security.evm is a signature only the kernel that made it may write.
+ */
+const NOT_COPIED = /^(trusted\.SGI_|xfsroot\.|security\.evm$)/;
+
 /** Entries not copied at all, by kind, and why. */
 const SKIPPED: Partial<Record<FileKind, { noun: string; why: string }>> = {
-  char: { noun: 'character device', why: 'creating device nodes needs root' },
-  block: { noun: 'block device', why: 'creating device nodes needs root' },
-  fifo: { noun: 'fifo', why: 'the host did not permit creating it' },
+  char: { noun: 'character device', why: 'creating device nodes needs root (CAP_MKNOD)' },
+  block: { noun: 'block device', why: 'creating device nodes needs root (CAP_MKNOD)' },
+  fifo: { noun: 'fifo', why: 'the host did not permit creating fifos' },
   // cp -a would make one, but nothing would be listening on it.
   socket: { noun: 'socket', why: 'a copied socket has nobody listening' },
 };
@@ -84,6 +92,9 @@ class CopyOut {
   async entry(e: ImageEntry, dst: Buffer): Promise<void> {
     if (this.opts.signal?.aborted) throw this.opts.signal.reason;
     const kind = kindOf(e.stat.mode);
+    const device = kind === 'char' || kind === 'block';
+    // Before anything at dst is replaced: the host keeps what it had.
+    if (kind === 'socket' || (device && !this.root)) return this.skip(kind, e);
     const existing = await hostKind(dst, false);
     if (existing !== undefined && !(kind === 'dir' && existing === 'dir')) {
       if (existing === 'dir') throw new LklfsError(`cannot overwrite directory ${dst.toString()} with a non-directory`);
@@ -110,13 +121,8 @@ class CopyOut {
       case 'symlink':
         await symlink(e.target as Buffer, dst);
         break;
-      case 'socket':
-        return this.skip(kind, e);
-      default: {
-        const device = kind === 'char' || kind === 'block';
-        if ((device && !this.root) || !(await makeNode(dst, kind, e.stat.rdevMajor, e.stat.rdevMinor)))
-          return this.skip(kind, e);
-      }
+      default:
+        if (!(await makeNode(dst, kind, e.stat.rdevMajor, e.stat.rdevMinor))) return this.skip(kind, e);
     }
     if (linkKey) this.links.set(linkKey, dst);
     await this.metadata(e, dst, kind === 'symlink');
@@ -146,6 +152,7 @@ class CopyOut {
    * privileges: left out silently, as cp -a does.
    */
   private wanted(name: string): boolean {
+    if (NOT_COPIED.test(name)) return false;
     return this.root || name.startsWith('user.') || name.startsWith('system.posix_acl_');
   }
 
@@ -223,7 +230,7 @@ export async function copyOut(
     const name = baseName(path);
     const contentsOnly = name.length === 0 || source === '.' || source.endsWith('/.');
     if (contentsOnly && kindOf(top.stat.mode) !== 'dir')
-      throw new UsageError(`cannot copy ${mount.image}:${source}: not a directory`);
+      throw new UsageError(`cannot copy ${mount.image}:${path.toString()}/.: not a directory`);
     const target = destKind !== 'dir' || contentsOnly ? destPath : join(destPath, name);
     try {
       await job.entry(top, target);
