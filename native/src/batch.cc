@@ -34,6 +34,14 @@ struct Op {
   int64_t n[3];
 };
 
+// Attributes that are no file's own, skipped as cp -a skips them (attr's
+// xattr.conf; src/engine/copy-out.ts skips the same): XFS shows its ACLs
+// to root a second time as trusted.SGI_ACL_*, and security.evm is a
+// signature only the kernel that made it may write.
+bool NotCopied(const std::string &name) {
+  return name.rfind("trusted.SGI_", 0) == 0 || name.rfind("xfsroot.", 0) == 0 || name == "security.evm";
+}
+
 // Host xattrs of a onto kernel path b: the first tolerated failure is the
 // result (the rest are still tried), any other failure stops.
 long CopyXattrs(const std::string &host, const std::string &path, bool tolerant) {
@@ -41,6 +49,7 @@ long CopyXattrs(const std::string &host, const std::string &path, bool tolerant)
   long ret = ReadHostXattrs(host, &xattrs), tolerated = 0;
   if (ret < 0) return ret;
   for (auto &x : xattrs) {
+    if (NotCopied(x.first)) continue;
     ret = lkl_sys_lsetxattr(path.c_str(), x.first.c_str(), x.second.data(), x.second.size(), 0);
     if (ret < 0 && tolerant && (ret == -LKL_EPERM || ret == -LKL_EOPNOTSUPP)) {
       tolerated = tolerated ? tolerated : ret;
