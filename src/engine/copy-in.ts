@@ -109,6 +109,7 @@ class CopyIn {
         if (s.stat.nlink > 1) {
           const key = `${s.stat.dev}:${s.stat.ino}`;
           const first = this.links.get(key);
+          if (first?.equals(s.kernel)) return []; // the same source given twice
           if (first) {
             this.totals.hardlinks++;
             return [create(['link', false, s.kernel, first])];
