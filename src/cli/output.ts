@@ -13,7 +13,10 @@ export class OutputClosed extends LklfsError {
 }
 
 // Errors reach the write callbacks; without a listener they would also
-// be thrown as an uncaught error event.
+// be thrown as an uncaught error event. @oclif/core's own listener
+// rethrows all but EPIPE (ENOSPC from `> /dev/full` would crash with a
+// stack trace), so it goes.
+process.stdout.removeAllListeners('error');
 process.stdout.on('error', () => undefined);
 
 export function writeOut(chunk: Buffer | string): Promise<void> {
