@@ -1,0 +1,99 @@
+import { Args } from '@oclif/core';
+import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { writeOut } from '../cli/output.js';
+import { writeTar, type TarResult, type WriteArchive } from '../engine/tar-out.js';
+import { LklfsError, UsageError } from '../errors.js';
+import { describe, type Mount } from '../kernel/kernel.js';
+
+export default class Fs2tar extends ImageCommand {
+  static override summary = "Write a filesystem image's whole tree as a tar archive";
+  static override description = `Writes everything in the image to ARCHIVE ("-": standard output) as a
+POSIX (pax) tar archive, as GNU tar --format=posix --xattrs --acls
+--numeric-owner would of the mounted filesystem; the image is only read.
+Names are relative ("etc/passwd"), the root directory is the entry "./"
+(so extracting it restores the root's owner, mode and times). Owners are
+numeric; modification and access times keep their nanoseconds; extended attributes keep their
+exact bytes (SCHILY.xattr.*), ACLs are also written as GNU tar's
+SCHILY.acl.* text; hard links become links to the first name archived;
+holes are written as zeros. Sockets cannot be archived: they are left out
+with a warning. Extract everything with
+  tar --xattrs --xattrs-include='*' --acls --numeric-owner -xpf ARCHIVE`;
+  static override examples = [
+    'lklfs fs2tar -t ext4 -i rootfs.img rootfs.tar',
+    'lklfs fs2tar -t ext4 -i disk.img -P 2 - | zstd > rootfs.tar.zst',
+  ];
+  static override args = {
+    archive: Args.string({ description: 'the tar file to write; "-" for standard output', required: true }),
+  };
+  static override flags = { ...imageFlags };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Fs2tar);
+    const archive = args.archive;
+    if (archive === '-' && process.stdout.isTTY)
+      throw new UsageError('refusing to write an archive to a terminal; give a file or redirect standard output');
+    if (archive !== '-' && (await sameFile(archive, flags['filesystem-image'])))
+      throw new UsageError(`the archive ${archive} is the image itself`);
+    const result = await this.withImage(flags, { readOnly: true }, ({ mount, signal }) =>
+      archive === '-' ? tarOf(mount, toStdout, signal) : toFile(archive, mount, signal),
+    );
+    for (const w of result.warnings) process.stderr.write(`lklfs fs2tar: warning: ${w}\n`);
+  }
+}
+
+/** A failed write of the archive as the user should see it. */
+function writeFailed(what: string, e: unknown): LklfsError {
+  return e instanceof LklfsError ? e : new LklfsError(`cannot write ${what}: ${describe(e)}`, 1, { cause: e });
+}
+
+/** A reader that goes away (EPIPE) ends the job quietly: writeOut's OutputClosed. */
+const toStdout: WriteArchive = (chunk) =>
+  writeOut(chunk).catch((e: unknown) => {
+    throw writeFailed('standard output', e);
+  });
+
+async function tarOf(mount: Mount, write: WriteArchive, signal: AbortSignal): Promise<TarResult> {
+  try {
+    return await writeTar(mount, write, { signal });
+  } catch (e) {
+    throw mount.explain(e);
+  }
+}
+
+/**
+ * The archive into a file, created or truncated once the image is mounted
+ * (a mount that fails leaves it alone); removed again if the job fails.
+ */
+async function toFile(archive: string, mount: Mount, signal: AbortSignal): Promise<TarResult> {
+  let fh: FileHandle;
+  try {
+    fh = await open(archive, 'w');
+  } catch (e) {
+    throw new LklfsError(`cannot create ${archive}: ${describe(e)}`, 1, { cause: e });
+  }
+  // Only a regular file is removed on failure: ARCHIVE may be /dev/null or a fifo.
+  const regular = (await fh.stat()).isFile();
+  const write = async (chunk: Buffer) => {
+    try {
+      for (let at = 0; at < chunk.length; ) at += (await fh.write(chunk, at)).bytesWritten;
+    } catch (e) {
+      throw writeFailed(archive, e);
+    }
+  };
+  try {
+    const result = await tarOf(mount, write, signal);
+    await fh.close();
+    return result;
+  } catch (e) {
+    await fh.close().catch(() => undefined);
+    if (regular) await unlink(archive).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Whether two paths are one file (writing the archive over the image would destroy it). */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  const [sa, sb] = await Promise.all([stat(a).catch(() => undefined), stat(b).catch(() => undefined)]);
+  return sa !== undefined && sb !== undefined && sa.dev === sb.dev && sa.ino === sb.ino;
+}

@@ -1,0 +1,284 @@
+/**
+ * fs2tar: an image's tree as a pax archive, judged by GNU tar extracting
+ * it (as root, with xattrs and ACLs) into a tree that must match the one
+ * the image was filled from; and the pax record encoding on its own.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, lchownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { paxBody, paxRecord, paxTime, xattrKey } from '../../src/engine/pax.js';
+import { aclText } from '../../src/engine/posix-acl.js';
+import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
+import { diffTrees, expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
+import { isRoot, makeRichTree } from './rich-tree.js';
+
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+/** The records of a pax header body: [length, key, value]. */
+function parseRecords(body: Buffer): [number, string, Buffer][] {
+  const out: [number, string, Buffer][] = [];
+  for (let at = 0; at < body.length; ) {
+    const space = body.indexOf(0x20, at);
+    const len = Number(body.subarray(at, space).toString());
+    const record = body.subarray(at, at + len);
+    const eq = record.indexOf(0x3d);
+    expect(record[record.length - 1]).toBe(0x0a);
+    out.push([len, record.subarray(space - at + 1, eq).toString(), record.subarray(eq + 1, len - 1)]);
+    at += len;
+  }
+  return out;
+}
+
+describe('pax records', () => {
+  test('the length counts its own digits, across the 9 -> 10 and 99 -> 100 boundaries', () => {
+    // " a=" and "\n" are 4 bytes: a value of v bytes makes a body of v + 4.
+    expect(paxRecord('a', 'xxxx').toString()).toBe('9 a=xxxx\n');
+    expect(paxRecord('a', 'xxxxx').toString()).toBe('11 a=xxxxx\n');
+    expect(paxRecord('a', 'x'.repeat(93)).length).toBe(99);
+    expect(paxRecord('a', 'x'.repeat(94)).toString()).toBe(`101 a=${'x'.repeat(94)}\n`);
+    expect(paxRecord('a', 'x'.repeat(992)).length).toBe(999);
+    expect(paxRecord('a', 'x'.repeat(993)).length).toBe(1001);
+    for (let v = 0; v < 1100; v++) {
+      const rec = paxRecord('a', 'x'.repeat(v));
+      const digits = String(rec.length).length;
+      expect(rec.subarray(0, digits + 1).toString()).toBe(`${rec.length} `);
+      expect(rec.length).toBe(digits + v + 4);
+    }
+  });
+
+  test('values are bytes: binary and non-UTF-8 values are kept exactly', () => {
+    const value = Buffer.from([0x00, 0xff, 0x0a, 0x3d, 0xe9, 0x80]);
+    const rec = paxRecord('SCHILY.xattr.user.b', value);
+    expect(parseRecords(rec)).toEqual([[rec.length, 'SCHILY.xattr.user.b', value]]);
+    expect(paxRecord('path', 'ünï').toString()).toBe('14 path=ünï\n');
+  });
+
+  test('times to the nanosecond, before 1970 too', () => {
+    expect(paxTime(0n)).toBe('0');
+    expect(paxTime(1582979696123456789n)).toBe('1582979696.123456789');
+    expect(paxTime(1500000000n)).toBe('1.5');
+    expect(paxTime(1000000001n)).toBe('1.000000001');
+    expect(paxTime(-1n)).toBe('-0.000000001');
+    expect(paxTime(-1500000000n)).toBe('-1.5');
+  });
+
+  test('xattr keys escape "%" and "=" as GNU tar does', () => {
+    expect(xattrKey('user.a=b%c')).toBe('SCHILY.xattr.user.a%3Db%25c');
+  });
+
+  test('bodies fill whole blocks with a comment record, even for gaps a record cannot take', () => {
+    // Gaps of 0, 7 (under the shortest record), 12, 100 (no record is 100 bytes long) and 500.
+    for (const used of [512, 505, 500, 412, 12, 1024 + 412]) {
+      const rec = paxRecord('k', 'v'.repeat(used - String(used).length - 4));
+      expect(rec.length).toBe(used);
+      const body = paxBody([rec]);
+      expect(body.length % 512).toBe(0);
+      expect(body.length).toBeLessThanOrEqual(Math.ceil(used / 512) * 512 + 512);
+      const records = parseRecords(body);
+      expect(records.reduce((n, [len]) => n + len, 0)).toBe(body.length);
+      expect(records[0]?.[1]).toBe('k');
+      if (records.length > 1) expect(records[1]?.[1]).toBe('comment');
+    }
+  });
+
+  test('ACLs as the text GNU tar keeps, numeric ids', () => {
+    const acl = Buffer.from('02000000' + '01000600ffffffff' + '02000400e8030000' + '04000400ffffffff' + '08000700' + '05000000' + '10000400ffffffff' + '20000000ffffffff', 'hex');
+    expect(aclText(acl)).toBe('user::rw-\nuser:1000:r--\ngroup::r--\ngroup:5:rwx\nmask::r--\nother::---\n');
+    expect(aclText(Buffer.from('01000000', 'hex'))).toBeUndefined();
+    expect(aclText(acl.subarray(0, 7))).toBeUndefined();
+  });
+});
+
+const tools = ['mkfs.ext4', 'tar', 'getfattr', 'setfattr', 'setfacl'];
+/** Owners, devices and security.* attributes need root; GNU tar extracts them as root only. */
+const needRoot = isRoot && tools.every(haveTool) ? test : test.skip;
+
+function ext4Image(dir: string): string {
+  const img = join(dir, 'ext4.img');
+  sh('truncate', ['-s', '256M', img]);
+  // 256-byte inodes: nanosecond times and dates past 2038.
+  sh('mkfs.ext4', ['-q', '-F', '-I', '256', img]);
+  return img;
+}
+
+/** What makeRichTree leaves out: ids, device numbers and times past what ustar holds, and more. */
+function addEdges(root: string): void {
+  const p = (...parts: string[]) => join(root, 'edge', ...parts);
+  const long = p('a-directory-name-of-sixty-bytes-to-make-the-path-long-enough', 'and-another-one-of-sixty-bytes-to-pass-one-hundred-for-sure');
+  mkdirSync(long, { recursive: true });
+  writeFileSync(join(long, 'deep-file'), 'deep\n');
+  writeFileSync(p('big-ids'), 'ids\n');
+  lchownSync(p('big-ids'), 3_000_000, 4_000_000);
+  sh('mknod', [p('max-dev'), 'c', '4095', '1048575']);
+  writeFileSync(p('no-mode'), 'mode 0\n');
+  chmodSync(p('no-mode'), 0);
+  writeFileSync(p('sgid'), '');
+  chmodSync(p('sgid'), 0o2710);
+  symlinkSync('t'.repeat(150), p('long-target'));
+  symlinkSync(Buffer.from([0x74, 0xe9, 0xff]), Buffer.from(p('latin1-target')));
+  writeFileSync(p('odd-xattr'), '');
+  sh('setfattr', ['-n', 'user.a=b%c', '-v', '0x000aff3d', p('odd-xattr')]);
+  mkdirSync(p('default-acl'));
+  sh('setfacl', ['-d', '-m', 'u:7:rwx,g:9:r-x', p('default-acl')]);
+  writeFileSync(p('before-1970'), '');
+  sh('touch', ['-h', '-d', '@-14182939.5', p('before-1970')]);
+  writeFileSync(p('after-2038'), '');
+  sh('touch', ['-h', '-d', '@4102444800.000000025', p('after-2038')]);
+}
+
+/** POSIX ACLs under root, path -> getfattr's hex (snapshot() leaves system.* out). */
+function acls(root: string): Map<string, string> {
+  const r = spawnSync('getfattr', ['-R', '-h', '-d', '-m', '^system\\.posix_acl_', '-e', 'hex', '.'], { cwd: root, encoding: 'latin1' });
+  const out = new Map<string, string>();
+  for (const block of r.stdout.split('\n\n')) {
+    const [head, ...attrs] = block.trim().split('\n');
+    if (head?.startsWith('# file: ')) out.set(head.slice(8), attrs.sort().join('\n'));
+  }
+  return out;
+}
+
+describe('fs2tar', () => {
+  needRoot('ext4: GNU tar extracts the archive into the tree the image was filled from', () =>
+    inScratch('fs2tar-ext4', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      makeRichTree(src);
+      addEdges(src);
+      const img = ext4Image(dir);
+      expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/.`, '/']));
+      const before = sha256(img);
+
+      const archive = join(dir, 'out.tar');
+      const r = lklfs(['fs2tar', '-t', 'ext4', '-i', img, archive]);
+      expectOk(r);
+      expect(r.stderr).toBe('lklfs fs2tar: warning: 1 socket not archived (tar cannot hold sockets), e.g. /tmp/socket\n');
+      expect(sha256(img)).toBe(before);
+
+      const out = join(dir, 'out');
+      mkdirSync(out);
+      const x = sh('tar', ['--xattrs', "--xattrs-include=*", '--acls', '--numeric-owner', '-xpf', archive, '-C', out]);
+      // GNU tar's warnings about the edge times (it still sets them exactly); nothing else.
+      const complaints = x.stderr.split('\n').filter((l) => l && !/edge\/(before-1970: implausibly old|after-2038: .* in the future)/.test(l));
+      expect(complaints).toEqual([]);
+      const want = snapshot(src, { skip: (rel) => rel === 'tmp/socket' });
+      const got = snapshot(out, { skip: (rel) => rel === 'lost+found' });
+      expect(diffTrees(want, got)).toEqual([]);
+      // The comparison sees what it should: capabilities, owners, devices, odd names.
+      expect(got.get('bin/tool')?.xattrs['security.capability']).toBe('0x0100000200200000000000000000000000000000');
+      // getfattr writes "=" in names as \075.
+      expect(got.get('edge/odd-xattr')?.xattrs).toEqual({ 'user.a\\075b%c': '0x000aff3d' });
+      expect(got.get('edge/big-ids')).toMatchObject({ uid: 3_000_000, gid: 4_000_000 });
+      expect(got.get('edge/max-dev')?.rdev).toBe(want.get('edge/max-dev')?.rdev);
+      expect(got.get('edge/no-mode')?.mode).toBe(0);
+      expect(got.get('edge/before-1970')?.mtimeNs).toBe(-14182939_500_000_000n);
+      expect(got.get('edge/after-2038')?.mtimeNs).toBe(4102444800_000_000_025n);
+      expect(got.size).toBe(want.size);
+
+      const wantAcls = acls(src);
+      expect(wantAcls.get('etc/hostname')).toMatch(/system.posix_acl_access=0x/);
+      expect(wantAcls.get('edge/default-acl')).toMatch(/system.posix_acl_default=0x/);
+      expect(acls(out)).toEqual(wantAcls);
+
+      const listing = sh('tar', ['-tvf', archive]).stdout;
+      expect(listing).toMatch(/^h\S+ 0\/0 +0 .* bin\/tool-hardlink link to bin\/tool$/m);
+      expect(listing).toMatch(/^h\S+ 0\/0 +0 .* etc\/tool-elsewhere link to bin\/tool$/m);
+      expect(listing).toMatch(/^drwxr-xr-x 0\/0 +0 .* \.\/$/m);
+
+      // The same bytes to standard output.
+      const piped = lklfs(['fs2tar', '-t', 'ext4', '-i', img, '-']);
+      expectOk(piped);
+      expect(piped.stdout.equals(readFileSync(archive))).toBe(true);
+      expect(sha256(img)).toBe(before);
+    }));
+
+  test('errors: a clear message, exit status 1, no archive left behind', () =>
+    inScratch('fs2tar-errors', (dir) => {
+      const img = ext4Image(dir);
+      const before = sha256(img);
+      const archive = join(dir, 'out.tar');
+
+      const missing = lklfs(['fs2tar', '-t', 'ext4', '-i', join(dir, 'nope.img'), archive]);
+      expect(missing.status).toBe(1);
+      expect(missing.stderr).toMatch(/^lklfs fs2tar: cannot open image .*nope\.img: ENOENT/);
+      expect(existsSync(archive)).toBe(false);
+
+      const wrongType = lklfs(['fs2tar', '-t', 'xfs', '-i', img, archive]);
+      expect(wrongType.status).toBe(1);
+      expect(wrongType.stderr).toMatch(/^lklfs fs2tar: cannot mount .*ext4\.img as xfs/);
+      expect(existsSync(archive)).toBe(false);
+
+      const noDir = lklfs(['fs2tar', '-t', 'ext4', '-i', img, join(dir, 'no/such/dir/out.tar')]);
+      expect(noDir.status).toBe(1);
+      expect(noDir.stderr).toMatch(/cannot create .*out\.tar: ENOENT/);
+
+      const full = spawnSync('bash', ['-c', '"$@" > /dev/full', 'bash', process.execPath, join(repoRoot, 'bin/run.js'), 'fs2tar', '-t', 'ext4', '-i', img, '-'], {
+        encoding: 'utf8',
+      });
+      expect(full.status).toBe(1);
+      expect(full.stderr).toMatch(/^lklfs fs2tar: cannot write standard output: ENOSPC/);
+
+      const itself = lklfs(['fs2tar', '-t', 'ext4', '-i', img, img]);
+      expect(itself.status).toBe(2);
+      expect(itself.stderr).toMatch(/is the image itself/);
+      expect(sha256(img)).toBe(before);
+    }));
+
+  test('a write that fails midway removes the partial archive', () =>
+    inScratch('fs2tar-efbig', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      writeFileSync(join(src, 'blob'), Buffer.alloc(4 << 20, 7));
+      const img = ext4Image(dir);
+      expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/.`, '/']));
+      const archive = join(dir, 'out.tar');
+      // A 1 MiB file size limit: the archive's writes fail with EFBIG (node ignores SIGXFSZ).
+      const r = spawnSync('bash', ['-c', 'ulimit -f 1024; exec "$@"', 'bash', process.execPath, join(repoRoot, 'bin/run.js'), 'fs2tar', '-t', 'ext4', '-i', img, archive], {
+        encoding: 'utf8',
+      });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(/^lklfs fs2tar: cannot write .*out\.tar: EFBIG/);
+      expect(existsSync(archive)).toBe(false);
+    }));
+
+  test('a reader that goes away ends the archive quietly', () =>
+    inScratch('fs2tar-epipe', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      writeFileSync(join(src, 'blob'), Buffer.alloc(8 << 20, 7));
+      const img = ext4Image(dir);
+      expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/.`, '/']));
+      const r = spawnSync('bash', ['-c', 'set -o pipefail; "$@" | head -c 1000 >/dev/null', 'bash', process.execPath, join(repoRoot, 'bin/run.js'), 'fs2tar', '-t', 'ext4', '-i', img, '-'], {
+        encoding: 'utf8',
+      });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    }));
+
+  test('SIGINT stops the archive at the next entry', () =>
+    inScratch('fs2tar-sigint', async (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      for (let f = 0; f < 64; f++) writeFileSync(join(src, `f${f}`), Buffer.alloc(1 << 20, f));
+      const img = ext4Image(dir);
+      expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/.`, '/']));
+      const before = sha256(img);
+      // Into a fifo read here: interrupted as soon as the first bytes arrive.
+      const fifo = join(dir, 'fifo');
+      sh('mkfifo', [fifo]);
+      let read = 0;
+      const r = await lklfsAsync(['fs2tar', '-t', 'ext4', '-i', img, fifo], (child) => {
+        createReadStream(fifo)
+          .on('data', (d) => {
+            if (read === 0) child.kill('SIGINT');
+            read += d.length;
+          })
+          .on('error', () => undefined);
+      });
+      expect(r.status).toBe(130);
+      expect(r.stderr).toMatch(/interrupted by SIGINT/);
+      expect(read).toBeLessThan(64 << 20);
+      expect(existsSync(fifo)).toBe(true);
+      expect(sha256(img)).toBe(before);
+    }));
+});
