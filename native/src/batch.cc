@@ -1,17 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 // batch(ops): many small calls in one trip to a kernel thread. A copy into
-// an image makes five or six calls per file (create, owner, mode, xattrs,
-// times); one promise each would spend most of the time handing work
-// between threads. The engine decides what to call; this only runs the
-// list, in order.
+// or out of an image makes five or six calls per file (create, owner,
+// mode, xattrs, times); one promise each would spend most of the time
+// handing work between threads. The engine decides what to call; this
+// only runs the list, in order. Ops named host* act on the host.
 //
 // An op is [name, tolerant, ...args]. The result is one number per op
 // run: its return value or a negative errno. A failing op stops the batch
 // unless it is tolerant and failed with EPERM or EOPNOTSUPP (metadata the
-// filesystem cannot hold), so the results end at the op that stopped it.
-#include "kernel_api.h"
+// filesystem cannot hold; for owners also EINVAL, an id the host cannot
+// map), so the results end at the op that stopped it.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <vector>
+
+#include "kernel_api.h"
 
 #include "args.h"
 #include "copy.h"
@@ -25,14 +33,20 @@ namespace {
 constexpr long kCwd = LKL_AT_FDCWD;
 constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
 
-enum class Code { Mkdir, CopyIn, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, CopyXattrs, Unlink };
+enum class Code {
+  Mkdir, CopyIn, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, CopyXattrs, Unlink,
+  HostMkdir, CopyOut, HostSymlink, HostLink, HostMknod, HostLchown, HostChmod, HostLutimes,
+  HostSetXattr, HostUnlink,
+};
 
 struct Op {
   Code code;
   bool tolerant;
-  std::string a, b;  // paths (b: the second path or the target)
+  std::string a, b, c;  // a: the path acted on; b, c: a second path, a name, a value
   int64_t n[3];
 };
+
+long Host(int ret) { return ret < 0 ? -errno : ret; }
 
 // Attributes that are no file's own, skipped as cp -a skips them (attr's
 // xattr.conf; src/engine/copy-out.ts skips the same): XFS shows its ACLs
@@ -89,6 +103,28 @@ long Run(const Op &op, Failure *failure) {
       return CopyXattrs(op.b, op.a, op.tolerant);
     case Code::Unlink:
       return lkl_sys_unlinkat(kCwd, a, 0);
+    case Code::HostMkdir:
+      return Host(mkdir(a, op.n[0]));
+    case Code::CopyOut:
+      return CopyFileOut(op.b, op.a, op.n[0], failure);
+    case Code::HostSymlink:
+      return Host(symlink(b, a));
+    case Code::HostLink:
+      return Host(link(b, a));
+    case Code::HostMknod:
+      return Host(mknod(a, op.n[0], makedev(op.n[1], op.n[2])));
+    case Code::HostLchown:
+      return Host(lchown(a, op.n[0], op.n[1]));
+    case Code::HostChmod:
+      return Host(chmod(a, op.n[0]));
+    case Code::HostLutimes: {
+      struct timespec ts[2] = {SplitNs<struct timespec>(op.n[0]), SplitNs<struct timespec>(op.n[1])};
+      return Host(utimensat(AT_FDCWD, a, ts, AT_SYMLINK_NOFOLLOW));
+    }
+    case Code::HostSetXattr:
+      return Host(lsetxattr(a, b, op.c.data(), op.c.size(), 0));
+    case Code::HostUnlink:
+      return Host(unlink(a));
   }
   return -LKL_EINVAL;
 }
@@ -103,7 +139,11 @@ Op Parse(Napi::Env env, Napi::Value v) {
       {"mkdir", Code::Mkdir, 1, 1},     {"copyIn", Code::CopyIn, 2, 1},         {"symlink", Code::Symlink, 2, 0},
       {"link", Code::Link, 2, 0},       {"mknod", Code::Mknod, 1, 3},           {"lchown", Code::Lchown, 1, 2},
       {"chmod", Code::Chmod, 1, 1},     {"lutimes", Code::Lutimes, 1, 2},       {"copyXattrs", Code::CopyXattrs, 2, 0},
-      {"unlink", Code::Unlink, 1, 0},
+      {"unlink", Code::Unlink, 1, 0},   {"hostMkdir", Code::HostMkdir, 1, 1},   {"copyOut", Code::CopyOut, 2, 1},
+      {"hostSymlink", Code::HostSymlink, 2, 0}, {"hostLink", Code::HostLink, 2, 0},
+      {"hostMknod", Code::HostMknod, 1, 3},     {"hostLchown", Code::HostLchown, 1, 2},
+      {"hostChmod", Code::HostChmod, 1, 1},     {"hostLutimes", Code::HostLutimes, 1, 2},
+      {"hostSetXattr", Code::HostSetXattr, 3, 0}, {"hostUnlink", Code::HostUnlink, 1, 0},
   };
   if (!v.IsArray()) throw Napi::TypeError::New(env, "each op must be an array");
   auto arr = v.As<Napi::Array>();
@@ -112,12 +152,12 @@ Op Parse(Napi::Env env, Napi::Value v) {
     if (name != k.name) continue;
     if (arr.Length() != static_cast<uint32_t>(2 + k.paths + k.numbers))
       throw Napi::TypeError::New(env, "wrong number of arguments for op " + name);
-    Op op{k.code, arr.Get(1u).ToBoolean().Value(), {}, {}, {0, 0, 0}};
+    Op op{k.code, arr.Get(1u).ToBoolean().Value(), {}, {}, {}, {0, 0, 0}};
     for (int i = 0; i < k.paths; i++) {
       Napi::Value p = arr.Get(2 + i);
       std::string s = p.IsBuffer() ? std::string(p.As<Napi::Buffer<char>>().Data(), p.As<Napi::Buffer<char>>().Length())
                                    : p.ToString().Utf8Value();
-      (i ? op.b : op.a) = std::move(s);
+      (i == 0 ? op.a : i == 1 ? op.b : op.c) = std::move(s);
     }
     for (int i = 0; i < k.numbers; i++) {
       Napi::Value n = arr.Get(2 + k.paths + i);
@@ -144,7 +184,8 @@ Napi::Value Batch(const Napi::CallbackInfo &info) {
           Failure where;
           long ret = Run(op, &where);
           results->push_back(ret);
-          bool tolerated = op.tolerant && (ret == -LKL_EPERM || ret == -LKL_EOPNOTSUPP);
+          bool owner = op.code == Code::Lchown || op.code == Code::HostLchown;
+          bool tolerated = op.tolerant && (ret == -LKL_EPERM || ret == -LKL_EOPNOTSUPP || (owner && ret == -LKL_EINVAL));
           if (ret < 0 && !tolerated) {
             // A failure inside a copy names its side; the others the op.
             if (where.syscall) *failure = where;

@@ -6,17 +6,17 @@
  *
  * The work goes to the kernel a directory at a time: one trip lists the
  * host directory, one batch creates its entries with their metadata (see
- * native/src/batch.cc); a directory's own times are set after its
- * contents, which would change them.
+ * steps.ts); a directory's own times are set after its contents, which
+ * would change them.
  */
 import type { BigIntStats } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
-import { getSystemErrorName } from 'node:util';
 import { basename } from 'node:path';
-import { errnoError, isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
+import { isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { kindOf, splitHostDev } from './modes.js';
+import { runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
 export interface CopyInOptions {
@@ -51,22 +51,11 @@ interface Source {
   target?: Buffer;
 }
 
-/** An op, and the entry it is for: warnings and errors name the entry. */
-interface Step {
-  op: BatchOp;
-  what: string;
-  source: Source;
-  /** The op that creates the entry: EEXIST there means "replace it". */
-  create?: boolean;
-}
+type Step = StepOf<Source>;
 
-const EEXIST = -17;
 const slash = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer) =>
   Buffer.concat(dir[dir.length - 1] === 0x2f ? [dir, name] : [dir, slash, name]);
-
-/** What batch() lets pass for a tolerant op. */
-const tolerated = (step: Step, ret: number) => step.op[1] && (ret === -1 /* EPERM */ || ret === -95 /* EOPNOTSUPP */);
 
 class CopyIn {
   readonly totals: CopyTotals = { entries: 0, files: 0, bytes: 0, hardlinks: 0 };
@@ -141,30 +130,19 @@ class CopyIn {
     return steps;
   }
 
-  /**
-   * Runs steps in batches. An entry already in the image is replaced, or
-   * merged into when both are directories, and the batch goes on.
-   */
-  private async run(steps: Step[]): Promise<void> {
-    while (steps.length) {
-      if (this.opts.signal?.aborted) throw this.opts.signal.reason;
-      const r = await this.k.batch(steps.map((s) => s.op));
-      r.results.forEach((ret, i) => {
-        const step = steps[i] as Step;
-        if (ret < 0 && tolerated(step, ret)) this.warnings.add(step.what, this.show(step.source.kernel), getSystemErrorName(ret));
-        if (ret > 0 && step.op[0] === 'copyIn') this.totals.bytes += ret;
-      });
-      const last = r.results.length - 1;
-      const ret = r.results[last] as number;
-      const step = steps[last] as Step;
-      if (ret >= 0 || tolerated(step, ret)) return; // all ran: a stop is a failure
-      if (!(step.create && ret === EEXIST)) {
-        const where = r.path ?? (step.op[2] as Buffer);
-        throw this.mount.explain(errnoError(ret, r.syscall ?? step.op[0], where.toString()));
-      }
-      steps = steps.slice((await this.replace(step)) === 'merged' ? last + 1 : last);
-    }
+  private run(steps: Step[]): Promise<void> {
+    return runSteps(this.k, steps, this.hooks, this.warnings, this.opts.signal).catch((e: unknown) => {
+      throw this.mount.explain(e);
+    });
   }
+
+  private readonly hooks: StepHooks<Source> = {
+    show: (s) => this.show(s.kernel),
+    replace: (step) => this.replace(step),
+    done: (step, ret) => {
+      if (step.op[0] === 'copyIn') this.totals.bytes += ret;
+    },
+  };
 
   /** An entry is in the way: a directory onto a directory merges, else it goes. */
   private async replace(step: Step): Promise<'merged' | 'removed'> {

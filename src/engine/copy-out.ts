@@ -6,14 +6,14 @@
  * Host names are bytes throughout (Buffer paths): names that are not
  * UTF-8 arrive as they are.
  */
-import { chmod, lchown, link, lstat, mkdir, realpath, stat, symlink, unlink } from 'node:fs/promises';
-import { isSystemError } from '../kernel/binding.js';
+import { lstat, realpath, stat, unlink } from 'node:fs/promises';
+import { isSystemError, type BatchOp } from '../kernel/binding.js';
 import { describe, type Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import type { CopyTotals } from './copy-in.js';
-import { makeNode } from './host-nodes.js';
 import { kindOf, type FileKind } from './modes.js';
 import { children, imagePath, statEntry, type ImageEntry } from './walk-image.js';
+import { runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
 export interface CopyOutOptions {
@@ -29,11 +29,6 @@ export interface CopyOutOptions {
 }
 
 const SLASH = 0x2f;
-
-/** Host refusals that lose one piece of metadata rather than fail the copy. */
-const REFUSED = ['EPERM', 'EOPNOTSUPP', 'ENOTSUP'];
-/** Owners also: EINVAL is an id the host cannot map (a user namespace). */
-const OWNER_REFUSED = [...REFUSED, 'EINVAL'];
 
 /**
  * Attributes that are no file's own (what cp -a skips, after attr's
@@ -70,6 +65,17 @@ async function hostKind(path: Buffer, follow: boolean): Promise<FileKind | undef
   }
 }
 
+/** Entries per batch: bounds memory and the time an abort waits. */
+const BATCH_ENTRIES = 256;
+
+/** An image entry and where on the host it goes. */
+interface Out {
+  e: ImageEntry;
+  dst: Buffer;
+}
+
+type Step = StepOf<Out>;
+
 class CopyOut {
   readonly totals: CopyTotals = { entries: 0, files: 0, bytes: 0, hardlinks: 0 };
   readonly warnings = new MetadataWarnings();
@@ -88,62 +94,75 @@ class CopyOut {
     return this.mount.kernel.native;
   }
 
-  /** Copies image entry e to host path dst, replacing what is there. */
-  async entry(e: ImageEntry, dst: Buffer): Promise<void> {
-    if (this.opts.signal?.aborted) throw this.opts.signal.reason;
+  /**
+   * Copies entries to their host paths, a batch of host calls per
+   * directory (see steps.ts); a directory's own times are set after its
+   * contents, which would change them.
+   */
+  async copy(outs: Out[]): Promise<void> {
+    for (let i = 0; i < outs.length; i += BATCH_ENTRIES) {
+      const chunk = outs.slice(i, i + BATCH_ENTRIES);
+      await this.run(chunk.flatMap((o) => this.steps(o)));
+      for (const o of chunk) this.count();
+      for (const dir of chunk.filter((o) => kindOf(o.e.stat.mode) === 'dir')) {
+        const kids = await children(this.mount, dir.e, { xattrs: this.opts.xattrs !== false });
+        await this.copy(kids.map((c) => ({ e: c, dst: join(dir.dst, baseName(c.path)) })));
+        await this.run(this.metadata(dir));
+      }
+    }
+  }
+
+  /** Creating o, then its metadata (a directory's comes after its contents). */
+  private steps(o: Out): Step[] {
+    const { e, dst } = o;
     const kind = kindOf(e.stat.mode);
     const device = kind === 'char' || kind === 'block';
-    // Before anything at dst is replaced: the host keeps what it had.
-    if (kind === 'socket' || (device && !this.root)) return this.skip(kind, e);
-    const existing = await hostKind(dst, false);
-    if (existing !== undefined && !(kind === 'dir' && existing === 'dir')) {
-      if (existing === 'dir') throw new LklfsError(`cannot overwrite directory ${dst.toString()} with a non-directory`);
-      await unlink(dst);
+    // Skipped before anything at dst is replaced: the host keeps what it had.
+    if (kind === 'socket' || (device && !this.root)) {
+      this.skip(kind, e);
+      return [];
     }
-    const linkKey = kind !== 'dir' && e.stat.nlink > 1 ? `${e.stat.dev}:${e.stat.ino}` : undefined;
-    const first = linkKey && this.links.get(linkKey);
-    if (first) {
-      await link(first, dst);
-      this.totals.hardlinks++;
-      this.count();
-      return;
+    const create = (op: BatchOp): Step => ({ op, what: 'create', source: o, create: true });
+    if (kind !== 'dir' && e.stat.nlink > 1) {
+      const key = `${e.stat.dev}:${e.stat.ino}`;
+      const first = this.links.get(key);
+      if (first?.equals(dst)) return []; // the same source given twice
+      if (first) {
+        this.totals.hardlinks++;
+        return [create(['hostLink', false, dst, first])];
+      }
+      this.links.set(key, dst);
     }
     switch (kind) {
       case 'dir':
-        if (existing === undefined) await mkdir(dst, 0o700);
-        for (const c of await children(this.mount, e, { xattrs: this.opts.xattrs !== false }))
-          await this.entry(c, join(dst, baseName(c.path)));
-        break;
+        return [create(['hostMkdir', false, dst, 0o700])];
       case 'file':
-        this.totals.bytes += await this.k.copyOut(e.kernelPath, dst, 0o600);
         this.totals.files++;
-        break;
+        return [create(['copyOut', false, dst, e.kernelPath, 0o600]), ...this.metadata(o)];
       case 'symlink':
-        await symlink(e.target as Buffer, dst);
-        break;
+        return [create(['hostSymlink', false, dst, e.target as Buffer]), ...this.metadata(o)];
       default:
-        if (!(await makeNode(dst, kind, e.stat.rdevMajor, e.stat.rdevMinor))) return this.skip(kind, e);
+        return [create(['hostMknod', false, dst, e.stat.mode, e.stat.rdevMajor, e.stat.rdevMinor]), ...this.metadata(o)];
     }
-    if (linkKey) this.links.set(linkKey, dst);
-    await this.metadata(e, dst, kind === 'symlink');
-    this.count();
   }
 
   /**
    * Owner first (it clears set-id bits), then mode, then extended
-   * attributes (a chown drops security.capability), times last.
+   * attributes (a chown drops security.capability), times last. Metadata
+   * the host cannot hold is a warning, not a failed copy.
    */
-  private async metadata(e: ImageEntry, dst: Buffer, symlink: boolean): Promise<void> {
+  private metadata(o: Out): Step[] {
+    const { e, dst } = o;
     const { uid, gid } = this.opts;
-    if (this.root) await this.tolerate('owner', dst, lchown(dst, uid ?? e.stat.uid, gid ?? e.stat.gid), OWNER_REFUSED);
-    else if (uid !== undefined || gid !== undefined)
-      await this.tolerate('owner', dst, lchown(dst, uid ?? -1, gid ?? -1), OWNER_REFUSED);
-    if (!symlink) await this.tolerate('mode', dst, chmod(dst, e.stat.mode & 0o7777));
-    for (const x of e.xattrs ?? []) {
-      if (this.wanted(x.name))
-        await this.tolerate(`extended attribute ${x.name}`, dst, this.k.hostSetXattr(dst, x.name, x.value));
-    }
-    await this.tolerate('timestamps', dst, this.k.hostLutimes(dst, e.stat.atimeNs, e.stat.mtimeNs));
+    const step = (what: string, op: BatchOp): Step => ({ op, what, source: o });
+    const steps: Step[] = [];
+    if (this.root) steps.push(step('owner', ['hostLchown', true, dst, uid ?? e.stat.uid, gid ?? e.stat.gid]));
+    else if (uid !== undefined || gid !== undefined) steps.push(step('owner', ['hostLchown', true, dst, uid ?? -1, gid ?? -1]));
+    if (kindOf(e.stat.mode) !== 'symlink') steps.push(step('mode', ['hostChmod', true, dst, e.stat.mode & 0o7777]));
+    for (const x of e.xattrs ?? [])
+      if (this.wanted(x.name)) steps.push(step(`extended attribute ${x.name}`, ['hostSetXattr', true, dst, x.name, x.value]));
+    steps.push(step('timestamps', ['hostLutimes', true, dst, e.stat.atimeNs, e.stat.mtimeNs]));
+    return steps;
   }
 
   /**
@@ -156,22 +175,32 @@ class CopyOut {
     return this.root || name.startsWith('user.') || name.startsWith('system.posix_acl_');
   }
 
-  /**
-   * Metadata the host cannot hold (attributes its filesystem does not
-   * know, owners it may not set) is reported once per kind at the end
-   * rather than failing the copy.
-   */
-  private async tolerate(what: string, dst: Buffer, call: Promise<unknown>, codes = REFUSED): Promise<void> {
-    try {
-      await call;
-    } catch (e) {
-      if (isSystemError(e) && codes.includes(e.code)) {
-        this.warnings.add(what, dst.toString(), e.code);
-        return;
-      }
-      throw e;
-    }
+  private run(steps: Step[]): Promise<void> {
+    return runSteps(this.k, steps, this.hooks, this.warnings, this.opts.signal);
   }
+
+  private readonly hooks: StepHooks<Out> = {
+    show: (o) => o.dst.toString(),
+    done: (step, ret) => {
+      if (step.op[0] === 'copyOut') this.totals.bytes += ret;
+    },
+    // A fifo or device the host will not have (no CAP_MKNOD in a user
+    // namespace, a filesystem without them): skipped, like devices as
+    // non-root.
+    refused: (step) => {
+      const kind = kindOf(step.source.e.stat.mode);
+      if (step.op[0] !== 'hostMknod') return false;
+      this.skip(kind, step.source.e);
+      return true;
+    },
+    replace: async (step) => {
+      const there = await hostKind(step.source.dst, false);
+      if (there === 'dir' && kindOf(step.source.e.stat.mode) === 'dir') return 'merged';
+      if (there === 'dir') throw new LklfsError(`cannot overwrite directory ${step.source.dst.toString()} with a non-directory`);
+      await unlink(step.source.dst);
+      return 'removed';
+    },
+  };
 
   private skip(kind: FileKind, e: ImageEntry): void {
     const s = this.skipped.get(kind);
@@ -233,7 +262,7 @@ export async function copyOut(
       throw new UsageError(`cannot copy ${mount.image}:${path.toString()}/.: not a directory`);
     const target = destKind !== 'dir' || contentsOnly ? destPath : join(destPath, name);
     try {
-      await job.entry(top, target);
+      await job.copy([{ e: top, dst: target }]);
     } catch (e) {
       throw mount.explain(e);
     }

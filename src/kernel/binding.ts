@@ -67,7 +67,17 @@ export type BatchOp =
   | ['chmod', boolean, KPath, number]
   | ['lutimes', boolean, KPath, bigint, bigint]
   | ['copyXattrs', boolean, KPath, KPath]
-  | ['unlink', boolean, KPath];
+  | ['unlink', boolean, KPath]
+  | ['hostMkdir', boolean, KPath, number]
+  | ['copyOut', boolean, KPath, KPath, number]
+  | ['hostSymlink', boolean, KPath, KPath]
+  | ['hostLink', boolean, KPath, KPath]
+  | ['hostMknod', boolean, KPath, number, number, number]
+  | ['hostLchown', boolean, KPath, number, number]
+  | ['hostChmod', boolean, KPath, number]
+  | ['hostLutimes', boolean, KPath, bigint, bigint]
+  | ['hostSetXattr', boolean, KPath, string, Buffer]
+  | ['hostUnlink', boolean, KPath];
 
 export interface BatchResult {
   /** Per op run: its result or a negative errno; a stop ends the list. */
@@ -148,9 +158,10 @@ export interface Binding {
   copyOut(path: KPath, hostPath: KPath, mode: number): Promise<number>;
 
   /**
-   * Runs ops in order on one kernel thread. The paths: kernel paths first;
-   * copyIn's second path and copyXattrs' second path are host paths, the
-   * symlink's second is its target, link's second the existing name.
+   * Runs ops in order on one kernel thread. The first path is the one acted
+   * on: a kernel path, or a host path for host* ops and copyOut. The
+   * second: copyIn's and copyXattrs' host source, copyOut's kernel source,
+   * a symlink's target, a link's existing name.
    */
   batch(ops: BatchOp[]): Promise<BatchResult>;
   /** A host directory's entries sorted by name bytes, each with its lstat. */

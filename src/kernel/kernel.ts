@@ -176,7 +176,7 @@ export class Kernel {
 
 /** "ENOENT: no such file or directory" without the syscall and path. */
 export function describe(e: unknown): string {
-  if (isSystemError(e)) return e.message.replace(/, [a-z_0-9]+( '.*')?$/s, '');
+  if (isSystemError(e)) return e.message.replace(/, [A-Za-z_0-9]+( '.*')?$/s, '');
   return e instanceof Error ? e.message : String(e);
 }
 
