@@ -64,20 +64,43 @@ struct Entry {
   struct lkl_stat st;
   std::string target;  // symlinks
   Xattrs xattrs;
+  bool has_data = false;
+  std::string data;  // small regular files, when asked for
 };
+
+// All the small files' data one listing brings along: bounds its memory.
+constexpr size_t kDataTotal = 8 << 20;
+
+// A whole small file: false (and no data) if it is not exactly size bytes
+// now; the caller then reads it the usual way and sees why.
+bool ReadWhole(int dirfd, const Entry &e, std::string *data) {
+  long fd = lkl_sys_openat(dirfd, e.name.c_str(), LKL_O_RDONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
+  if (fd < 0) return false;
+  data->resize(e.st.st_size + 1);
+  size_t got = 0;
+  long n;
+  while (got < data->size() && (n = lkl_sys_pread64(fd, data->data() + got, data->size() - got, got)) > 0) got += n;
+  lkl_sys_close(fd);
+  data->resize(got);
+  return got == static_cast<size_t>(e.st.st_size);
+}
 
 struct Listing {
   std::vector<Entry> entries;
   std::string failed;  // the entry a failure was about
 };
 
-// readdirStat(dir, withXattrs) -> [{ name: Buffer, stat, target?, xattrs? }]
-// in the order of the names' bytes: a walk over it is reproducible.
-long ListDir(const std::string &dir, bool with_xattrs, Listing *out) {
+// readdirStat(dir, withXattrs, dataLimit) -> [{ name: Buffer, stat,
+// target?, xattrs?, data? }] in the order of the names' bytes: a walk over
+// it is reproducible. data: the contents of regular files up to dataLimit
+// bytes (while the listing's total stays under kDataTotal), so that an
+// archive of many small files costs no trip per file.
+long ListDir(const std::string &dir, bool with_xattrs, size_t data_limit, Listing *out) {
   long fd = lkl_sys_openat(kCwd, dir.c_str(), LKL_O_RDONLY | LKL_O_DIRECTORY | LKL_O_CLOEXEC, 0);
   if (fd < 0) return fd;
   std::vector<char> buf(64 * 1024);
   long ret = 0;
+  size_t total = 0;
   for (;;) {
     long n = lkl_sys_getdents64(fd, reinterpret_cast<struct lkl_linux_dirent64 *>(buf.data()), buf.size());
     if (n <= 0) {
@@ -89,7 +112,7 @@ long ListDir(const std::string &dir, bool with_xattrs, Listing *out) {
       at += de->d_reclen;
       std::string name(de->d_name);
       if (name == "." || name == "..") continue;
-      out->entries.push_back(Entry{std::move(name), {}, {}, {}});
+      out->entries.push_back(Entry{std::move(name), {}, {}, {}, false, {}});
     }
   }
   for (auto &e : out->entries) {
@@ -99,6 +122,11 @@ long ListDir(const std::string &dir, bool with_xattrs, Listing *out) {
     if (ret >= 0 && (e.st.st_mode & LKL_S_IFMT) == LKL_S_IFLNK) ret = ReadLink(fd, e.name, &e.target);
     if (ret >= 0 && with_xattrs) ret = ReadXattrs(path, &e.xattrs);
     if (ret < 0) out->failed = path;
+    bool small = (e.st.st_mode & LKL_S_IFMT) == LKL_S_IFREG && static_cast<size_t>(e.st.st_size) <= data_limit;
+    if (ret >= 0 && small && total + e.st.st_size <= kDataTotal && ReadWhole(fd, e, &e.data)) {
+      e.has_data = true;
+      total += e.data.size();
+    }
   }
   lkl_sys_close(fd);
   std::sort(out->entries.begin(), out->entries.end(),
@@ -109,9 +137,10 @@ long ListDir(const std::string &dir, bool with_xattrs, Listing *out) {
 Napi::Value ReaddirStat(const Napi::CallbackInfo &info) {
   std::string dir = PathArg(info, 0);
   bool with_xattrs = BoolArg(info, 1);
+  size_t data_limit = info.Length() > 2 ? IntArg(info, 2) : 0;
   auto listing = std::make_shared<Listing>();
   return Submit(
-      info.Env(), "scandir", dir, [=] { return ListDir(dir, with_xattrs, listing.get()); },
+      info.Env(), "scandir", dir, [=] { return ListDir(dir, with_xattrs, data_limit, listing.get()); },
       [listing, with_xattrs](Napi::Env env, long) {
         Napi::Array a = Napi::Array::New(env, listing->entries.size());
         for (size_t i = 0; i < listing->entries.size(); i++) {
@@ -122,6 +151,7 @@ Napi::Value ReaddirStat(const Napi::CallbackInfo &info) {
           if ((e.st.st_mode & LKL_S_IFMT) == LKL_S_IFLNK)
             o.Set("target", Napi::Buffer<char>::Copy(env, e.target.data(), e.target.size()));
           if (with_xattrs) o.Set("xattrs", XattrArray(env, e.xattrs));
+          if (e.has_data) o.Set("data", Napi::Buffer<char>::Copy(env, e.data.data(), e.data.size()));
           a.Set(i, o);
         }
         return a;

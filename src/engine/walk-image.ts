@@ -16,10 +16,14 @@ export interface ImageEntry {
   /** Symlinks: the target's bytes. */
   target?: Buffer;
   xattrs?: Xattr[];
+  /** A small regular file's contents, read with the listing (dataLimit). */
+  data?: Buffer;
 }
 
 export interface WalkOptions {
   xattrs?: boolean;
+  /** Bring the contents of regular files up to this size with the listing. */
+  dataLimit?: number;
   signal?: AbortSignal;
 }
 
@@ -56,13 +60,14 @@ export async function* walk(mount: Mount, start: Buffer, opts: WalkOptions = {})
 
 /** The entries of directory dir, in name order. */
 export async function children(mount: Mount, dir: ImageEntry, opts: WalkOptions = {}): Promise<ImageEntry[]> {
-  const entries: DirEntry[] = await mount.kernel.native.readdirStat(dir.kernelPath, opts.xattrs === true);
+  const entries: DirEntry[] = await mount.kernel.native.readdirStat(dir.kernelPath, opts.xattrs === true, opts.dataLimit ?? 0);
   return entries.map((e) => ({
     path: child(dir.path, e.name),
     kernelPath: child(dir.kernelPath, e.name),
     stat: e.stat,
     target: e.target,
     xattrs: e.xattrs,
+    data: e.data,
   }));
 }
 

@@ -41,6 +41,8 @@ export interface DirEntry {
   target?: Buffer;
   /** When asked for. */
   xattrs?: Xattr[];
+  /** The contents of a small regular file, when asked for. */
+  data?: Buffer;
 }
 
 export interface StatFs {
@@ -109,8 +111,12 @@ export interface Binding {
   lstat(path: KPath): Promise<KStat>;
   readlink(path: KPath): Promise<Buffer>;
   getXattrs(path: KPath): Promise<Xattr[]>;
-  /** A directory's entries sorted by name bytes, each with its lstat. */
-  readdirStat(path: KPath, withXattrs: boolean): Promise<DirEntry[]>;
+  /**
+   * A directory's entries sorted by name bytes, each with its lstat; with
+   * dataLimit, also the contents of regular files up to that size (as many
+   * as fit in 8 MiB).
+   */
+  readdirStat(path: KPath, withXattrs: boolean, dataLimit?: number): Promise<DirEntry[]>;
   mkdir(path: KPath, mode: number): Promise<number>;
   symlink(target: KPath, path: KPath): Promise<number>;
   link(existing: KPath, path: KPath): Promise<number>;
