@@ -120,6 +120,7 @@ long CopyFileOut(const std::string &path, const std::string &host, long mode, Fa
   }
   ret = CopyData(kKernel, in, kHost, out, st.st_size, failure, path, host);
   long closed = close(out) < 0 ? -errno : 0;
+  DropCache(in, 0, 0);
   lkl_sys_close(in);
   if (ret >= 0 && closed < 0) *failure = {"close", host};
   return ret < 0 ? ret : closed < 0 ? closed : st.st_size;

@@ -25,6 +25,7 @@ Napi::Value Close(const Napi::CallbackInfo &info) {
 
 // read(fd, buffer, offset, length, position) -> bytes read; position -1
 // reads at the file's offset. Fills as much as it can: short only at EOF.
+// What it read leaves the kernel's page cache (see DropCache).
 Napi::Value Read(const Napi::CallbackInfo &info) {
   long fd = IntArg(info, 0);
   Span span = SpanArg(info, 1);
@@ -42,6 +43,7 @@ Napi::Value Read(const Napi::CallbackInfo &info) {
           if (n == 0) break;
           done += n;
         }
+        if (pos >= 0) DropCache(fd, pos, done);
         return done;
       },
       nullptr, {span.buffer});

@@ -80,6 +80,7 @@ bool ReadWhole(int dirfd, const Entry &e, std::string *data) {
   size_t got = 0;
   long n;
   while (got < data->size() && (n = lkl_sys_pread64(fd, data->data() + got, data->size() - got, got)) > 0) got += n;
+  DropCache(fd, 0, 0);
   lkl_sys_close(fd);
   data->resize(got);
   return got == static_cast<size_t>(e.st.st_size);
