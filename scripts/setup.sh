@@ -9,8 +9,9 @@ missing=()
 need() { # need COMMAND PACKAGE
 	command -v "$1" >/dev/null 2>&1 || missing+=("$2")
 }
-# Kernel build.
+# Kernel build (and the Node binding: g++).
 need gcc gcc
+need g++ g++
 need make make
 need flex flex
 need bison bison
