@@ -275,23 +275,32 @@ class TarOut {
     }
     const k = this.mount.kernel.native;
     const fd = await k.open(e.kernelPath, k.constants.O_RDONLY, 0);
+    // One piece is read while the one before goes into the archive.
+    const readAt = async (at: number) => {
+      const want = Math.min(CHUNK, size - at);
+      // One byte more on the last read: a file that grew shows without another read.
+      const ask = at + want === size ? want + 1 : want;
+      // A new buffer each time: tar-stream holds on to what it is given.
+      const buf = Buffer.allocUnsafe(ask);
+      const n = await k.read(fd, buf, 0, ask, at);
+      if (n !== want)
+        throw new LklfsError(`${this.mount.image}:${this.show(e)}: changed size while being read (was ${size} bytes)`);
+      return buf.subarray(0, n);
+    };
+    let next = readAt(0);
     try {
       for (let at = 0; at < size; ) {
         if (this.signal?.aborted) throw this.signal.reason;
-        const want = Math.min(CHUNK, size - at);
-        // One byte more on the last read: a file that grew shows without another read.
-        const ask = at + want === size ? want + 1 : want;
-        // A new buffer each time: tar-stream holds on to what it is given.
-        const buf = Buffer.allocUnsafe(ask);
-        const n = await k.read(fd, buf, 0, ask, at);
-        if (n !== want)
-          throw new LklfsError(`${this.mount.image}:${this.show(e)}: changed size while being read (was ${size} bytes)`);
-        if (!sink.write(buf.subarray(0, n))) await once(sink, 'drain');
-        at += n;
-        this.bytes += n;
+        const piece = await next;
+        at += piece.length;
+        if (at < size) next = readAt(at);
+        if (!sink.write(piece)) await once(sink, 'drain');
+        this.bytes += piece.length;
         await this.out.flushIfFull();
       }
     } finally {
+      // A read still in flight must end before its descriptor is closed.
+      await next.catch(() => undefined);
       await k.close(fd);
     }
   }
