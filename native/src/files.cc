@@ -26,50 +26,37 @@ Napi::Value Close(const Napi::CallbackInfo &info) {
 // read(fd, buffer, offset, length, position) -> bytes read; position -1
 // reads at the file's offset. Fills as much as it can: short only at EOF.
 // What it read leaves the kernel's page cache (see DropCache).
-Napi::Value Read(const Napi::CallbackInfo &info) {
+// write(fd, buffer, offset, length, position) -> bytes written (all of them).
+Napi::Value Transfer(const Napi::CallbackInfo &info, bool write) {
   long fd = IntArg(info, 0);
   Span span = SpanArg(info, 1);
   int64_t pos = IntArg(info, 4);
   char *data = span.data;
   size_t len = span.length;
   return Submit(
-      info.Env(), "read", "",
+      info.Env(), write ? "write" : "read", "",
       [=]() -> long {
         size_t done = 0;
         while (done < len) {
-          long n = pos < 0 ? lkl_sys_read(fd, data + done, len - done)
-                           : lkl_sys_pread64(fd, data + done, len - done, pos + done);
+          long n;
+          if (write)
+            n = pos < 0 ? lkl_sys_write(fd, data + done, len - done)
+                        : lkl_sys_pwrite64(fd, data + done, len - done, pos + done);
+          else
+            n = pos < 0 ? lkl_sys_read(fd, data + done, len - done)
+                        : lkl_sys_pread64(fd, data + done, len - done, pos + done);
           if (n < 0) return n;
-          if (n == 0) break;
+          if (n == 0) break;  // end of file (a write never returns 0)
           done += n;
         }
-        if (pos >= 0) DropCache(fd, pos, done);
+        if (!write && pos >= 0) DropCache(fd, pos, done);
         return done;
       },
       nullptr, {span.buffer});
 }
 
-// write(fd, buffer, offset, length, position) -> bytes written (all of them).
-Napi::Value Write(const Napi::CallbackInfo &info) {
-  long fd = IntArg(info, 0);
-  Span span = SpanArg(info, 1);
-  int64_t pos = IntArg(info, 4);
-  const char *data = span.data;
-  size_t len = span.length;
-  return Submit(
-      info.Env(), "write", "",
-      [=]() -> long {
-        size_t done = 0;
-        while (done < len) {
-          long n = pos < 0 ? lkl_sys_write(fd, data + done, len - done)
-                           : lkl_sys_pwrite64(fd, data + done, len - done, pos + done);
-          if (n < 0) return n;
-          done += n;
-        }
-        return done;
-      },
-      nullptr, {span.buffer});
-}
+Napi::Value Read(const Napi::CallbackInfo &info) { return Transfer(info, false); }
+Napi::Value Write(const Napi::CallbackInfo &info) { return Transfer(info, true); }
 
 Napi::Value Fsync(const Napi::CallbackInfo &info) {
   long fd = IntArg(info, 0);
