@@ -7,7 +7,7 @@
  * status (1: the job failed, 2: bad usage, 130/143: interrupted).
  */
 import { Command, Flags } from '@oclif/core';
-import { describe, Kernel, type Mount } from '../kernel/kernel.js';
+import { describe, Kernel, type BootOptions, type Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { probeFsType } from '../engine/probe.js';
 
@@ -45,11 +45,13 @@ export interface JobContext {
 }
 
 export abstract class ImageCommand extends Command {
-  /** Runs job on the mounted image, then unmounts and halts, always. */
-  protected async withImage<T>(
-    flags: { 'filesystem-image': string; 'filesystem-type'?: string; partition: number; mem: number; options?: string },
-    how: { readOnly: boolean; prefault?: boolean; epoch?: number },
-    job: (ctx: JobContext) => Promise<T>,
+  /**
+   * Boots the kernel, runs job, then unmounts everything and halts, always;
+   * SIGINT and SIGTERM abort the job's signal.
+   */
+  protected async withKernel<T>(
+    boot: BootOptions,
+    job: (kernel: Kernel, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     const abort = new AbortController();
     const onSignal = (sig: NodeJS.Signals) => abort.abort(new Interrupted(sig));
@@ -57,19 +59,8 @@ export abstract class ImageCommand extends Command {
     process.on('SIGTERM', onSignal);
     let kernel: Kernel | undefined;
     try {
-      const fsType = flags['filesystem-type'] ?? (await detect(flags['filesystem-image'], flags.partition));
-      kernel = await Kernel.boot({ memMiB: flags.mem, prefault: how.prefault, epoch: how.epoch });
-      const mount = await kernel.mount(flags['filesystem-image'], {
-        fsType,
-        partition: flags.partition,
-        readOnly: how.readOnly,
-        options: flags.options,
-      });
-      if (mount.unreplayed)
-        process.stderr.write(
-          `lklfs ${this.id}: warning: ${mount.image} was not unmounted cleanly and its journal cannot be replayed read-only; reading it as of its last checkpoint (the latest changes may be missing)\n`,
-        );
-      const result = await job({ mount, signal: abort.signal });
+      kernel = await Kernel.boot(boot);
+      const result = await job(kernel, abort.signal);
       await kernel.halt();
       return result;
     } catch (e) {
@@ -80,6 +71,28 @@ export abstract class ImageCommand extends Command {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
+  }
+
+  /** Runs job on the mounted image, then unmounts and halts, always. */
+  protected async withImage<T>(
+    flags: { 'filesystem-image': string; 'filesystem-type'?: string; partition: number; mem: number; options?: string },
+    how: { readOnly: boolean; prefault?: boolean; epoch?: number },
+    job: (ctx: JobContext) => Promise<T>,
+  ): Promise<T> {
+    const fsType = flags['filesystem-type'] ?? (await detect(flags['filesystem-image'], flags.partition));
+    return this.withKernel({ memMiB: flags.mem, prefault: how.prefault, epoch: how.epoch }, async (kernel, signal) => {
+      const mount = await kernel.mount(flags['filesystem-image'], {
+        fsType,
+        partition: flags.partition,
+        readOnly: how.readOnly,
+        options: flags.options,
+      });
+      if (mount.unreplayed)
+        process.stderr.write(
+          `lklfs ${this.id}: warning: ${mount.image} was not unmounted cleanly and its journal cannot be replayed read-only; reading it as of its last checkpoint (the latest changes may be missing)\n`,
+        );
+      return job({ mount, signal });
+    });
   }
 
   protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
