@@ -23,10 +23,13 @@ export interface RunResult {
   checks: Map<string, { ok: boolean; why: string }>;
 }
 
-/** Compiles lkl-build/tests/NAME.c into test/.work/NAME once per run. */
-export function program(name: string): string {
+/**
+ * Compiles lkl-build/tests/NAME.c (or NAME.c in dir) into test/.work/NAME,
+ * again only when the source or the library changed.
+ */
+export function program(name: string, dir = testsDir): string {
   mkdirSync(workDir, { recursive: true });
-  const source = join(testsDir, `${name}.c`);
+  const source = join(dir, `${name}.c`);
   const binary = join(workDir, name);
   const lib = join(out, 'lib/liblkl.a');
   if (!existsSync(lib)) throw new Error(`${lib} is missing: run "npm run build:kernel"`);
