@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 // The kernel's life in this process: boot, disks, mounts, halt, and its log.
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "kernel_api.h"
@@ -59,12 +60,21 @@ Napi::Value TakeLog(const Napi::CallbackInfo &info) {
 
 // addDisk(imagePath, readOnly) -> disk id. A read-only disk's image is
 // opened O_RDONLY: the block layer refuses writes, nothing can change it.
+// The image is locked (flock) until halt closes it.
 Napi::Value AddDisk(const Napi::CallbackInfo &info) {
   std::string path = PathArg(info, 0);
   bool ro = BoolArg(info, 1);
   return Submit(info.Env(), "open", path, [path, ro]() -> long {
     int fd = open(path.c_str(), (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (fd < 0) return -errno;
+    // Two writers would each cache the filesystem and corrupt it, and a
+    // reader would see it half written: writers lock the image alone,
+    // readers together. EWOULDBLOCK if another process holds it.
+    if (flock(fd, (ro ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+      long err = -errno;
+      close(fd);
+      return err;
+    }
     struct lkl_disk disk = {};
     disk.fd = fd;
     long id = lkl_disk_add(&disk);

@@ -118,6 +118,10 @@ export class Kernel {
     try {
       disk = await this.native.addDisk(image, opts.readOnly);
     } catch (e) {
+      if (isSystemError(e) && e.code === 'EAGAIN')
+        throw new LklfsError(`image ${image} is in use: another process has it open ${opts.readOnly ? 'for writing' : ''}`.trim(), 1, {
+          cause: e,
+        });
       throw new LklfsError(`cannot open image ${image}: ${describe(e)}`, 1, { cause: e });
     }
     this.native.takeLog();

@@ -3,10 +3,11 @@
  * left out), partitions in MBR (primary, logical) and GPT tables, and a
  * journal that needs replaying on an image that must not be written.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { haveTool, inScratch, run as runC, sh } from '../kernel/harness.js';
+import { haveTool, inScratch, repoRoot, run as runC, sh } from '../kernel/harness.js';
 import { partitionOffset, probeFsType } from '../../src/engine/probe.js';
 import { expectOk, lklfs } from './cli.js';
 
@@ -107,5 +108,40 @@ describe('a journal that needs replaying, on a read-only job', () => {
       expectOk(r);
       expect(r.stderr).toMatch(/warning: .*dirty\.img was not unmounted cleanly/);
       expect(sha256(img)).toBe(before);
+    }));
+});
+
+describe('an image in use by another process', () => {
+  /** Runs fn while `flock` (util-linux) holds the image's lock. */
+  async function whileLocked(img: string, mode: '-x' | '-s', fn: () => void): Promise<void> {
+    // -o: the lock stays with flock itself, so killing it frees the image.
+    const holder = spawn('flock', ['-o', mode, img, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    try {
+      // Until the lock is taken: a non-blocking probe of our own fails.
+      for (let i = 0; i < 100 && spawnSync('flock', ['-n', '-x', img, 'true']).status === 0; i++)
+        await new Promise((r) => setTimeout(r, 20));
+      fn();
+    } finally {
+      process.kill(-(holder.pid as number)); // flock and its sleep
+    }
+  }
+
+  test('a writer is refused while anyone has it; readers share it with readers', () =>
+    inScratch('locked', async (dir) => {
+      const img = join(dir, 'fs.img');
+      sh('truncate', ['-s', '32M', img]);
+      sh('mkfs.ext4', ['-q', '-F', img]);
+      await whileLocked(img, '-s', () => {
+        expectOk(lklfs(['ls', '-i', img]));
+        const w = lklfs(['cptofs', '-i', img, join(repoRoot, 'README.md'), '/']);
+        expect(w.status).toBe(1);
+        expect(w.stderr).toMatch(/image .*fs\.img is in use: another process has it open/);
+      });
+      await whileLocked(img, '-x', () => {
+        const r = lklfs(['ls', '-i', img]);
+        expect(r.status).toBe(1);
+        expect(r.stderr).toMatch(/is in use: another process has it open for writing/);
+      });
+      expectOk(lklfs(['cptofs', '-i', img, join(repoRoot, 'README.md'), '/']));
     }));
 });
