@@ -33,7 +33,7 @@ void LogPrint(const char *str, int len) {
 struct lkl_host_operations host_ops;
 
 std::mutex disks_lock;
-std::map<long, int> disk_fds;         // disk id -> image fd
+std::map<long, struct lkl_disk> disks;  // disk id -> its image
 std::set<std::pair<long, long>> mounts;  // (disk id, partition)
 
 Napi::Value Boot(const Napi::CallbackInfo &info) {
@@ -83,7 +83,7 @@ Napi::Value AddDisk(const Napi::CallbackInfo &info) {
       return id;
     }
     std::lock_guard<std::mutex> hold(disks_lock);
-    disk_fds[id] = fd;
+    disks[id] = disk;
     return id;
   });
 }
@@ -121,6 +121,22 @@ Napi::Value Umount(const Napi::CallbackInfo &info) {
   });
 }
 
+// removeDisk(id): detaches an unmounted disk and closes its image (which
+// also lets go of its lock).
+Napi::Value RemoveDisk(const Napi::CallbackInfo &info) {
+  long id = IntArg(info, 0);
+  return Submit(info.Env(), "removeDisk", "", [id]() -> long {
+    std::lock_guard<std::mutex> hold(disks_lock);
+    auto d = disks.find(id);
+    if (d == disks.end()) return -LKL_ENOENT;
+    long ret = lkl_disk_remove(d->second);
+    if (ret < 0) return ret;
+    close(d->second.fd);
+    disks.erase(d);
+    return 0;
+  });
+}
+
 // Syncs every filesystem, stops the kernel and closes the images.
 Napi::Value Halt(const Napi::CallbackInfo &info) {
   return Submit(info.Env(), "halt", "", [] {
@@ -128,8 +144,8 @@ Napi::Value Halt(const Napi::CallbackInfo &info) {
     if (ret) return ret;
     lkl_cleanup();
     std::lock_guard<std::mutex> hold(disks_lock);
-    for (auto &d : disk_fds) close(d.second);
-    disk_fds.clear();
+    for (auto &d : disks) close(d.second.fd);
+    disks.clear();
     return 0L;
   });
 }
@@ -163,6 +179,7 @@ void RegisterKernel(Napi::Env env, Napi::Object exports) {
   exports.Set("addDisk", Napi::Function::New(env, AddDisk, "addDisk"));
   exports.Set("mount", Napi::Function::New(env, Mount, "mount"));
   exports.Set("umount", Napi::Function::New(env, Umount, "umount"));
+  exports.Set("removeDisk", Napi::Function::New(env, RemoveDisk, "removeDisk"));
   exports.Set("halt", Napi::Function::New(env, Halt, "halt"));
 }
 

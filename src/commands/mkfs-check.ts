@@ -29,7 +29,7 @@ install. Exit status 1 if any type failed.`;
     const unknown = types.filter((t) => !CASES.some((c) => c.type === t));
     if (unknown.length) throw new UsageError(`unknown filesystem type: ${unknown.join(', ')}`);
     const show = (r: CheckResult) =>
-      process.stdout.write(`${r.type.padEnd(9)} ${r.outcome.padEnd(8)} ${r.detail} (${(r.ms / 1000).toFixed(1)} s)\n`);
+      process.stdout.write(`${r.type.padEnd(9)} ${r.outcome.padEnd(8)} ${r.detail} (${r.ms} ms)\n`);
     const results = await this.withKernel({ memMiB: 256 }, (kernel, signal) =>
       mkfsCheck(kernel, types, signal, show, flags.dir),
     );

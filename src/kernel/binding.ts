@@ -104,6 +104,8 @@ export interface Binding {
   addDisk(image: KPath, readOnly: boolean): Promise<number>;
   mount(disk: number, partition: number, fsType: string, readOnly: boolean, options: string): Promise<string>;
   umount(disk: number, partition: number): Promise<number>;
+  /** Detaches an unmounted disk and closes its image (and its lock). */
+  removeDisk(disk: number): Promise<number>;
   halt(): Promise<number>;
   /** Unmounts everything and halts, synchronously: for process exit. */
   shutdown(): void;

@@ -156,6 +156,7 @@ export class Kernel {
     if (!this.mounts.delete(m)) return;
     try {
       await this.native.umount(m.disk, m.partition);
+      await this.native.removeDisk(m.disk);
     } catch (e) {
       throw new LklfsError(`cannot unmount ${m.image}: ${describe(e)}${logTail(this.native)}`, 1, { cause: e });
     }

@@ -2,12 +2,13 @@
 /*
  * Host disks as blk-mq block devices.
  *
- * queue_rq() never does I/O itself: it queues the request for the disk's
- * host I/O threads, which call the host's blocking request() without the
- * CPU and raise the disk's interrupt when done; the interrupt handler ends
- * the requests. The kernel keeps working meanwhile, with several requests
- * in flight. Flush reaches the host (fdatasync for files), discard becomes
- * hole punching, and a read-only disk is read-only in the block layer.
+ * queue_rq() queues most requests for the disk's host I/O threads, which
+ * call the host's blocking request() without the CPU and raise the disk's
+ * interrupt when done; the interrupt handler ends the requests. The kernel
+ * keeps working meanwhile, with several requests in flight. Small reads
+ * are the exception (see INLINE_READ). Flush reaches the host (fdatasync
+ * for files), discard becomes hole punching, and a read-only disk is
+ * read-only in the block layer.
  */
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
@@ -24,6 +25,14 @@
 #define QUEUE_DEPTH	64
 #define MAX_SEGMENTS	256
 #define MAX_SECTORS	2048	/* 1 MiB per request */
+/*
+ * Reads up to this size are done at once in queue_rq, on the kernel's
+ * CPU. Someone waits for a small read (a directory block, an inode table
+ * block, a small file), usually out of the host's page cache in a few
+ * microseconds; handing it to an I/O thread and taking the interrupt back
+ * costs several host thread switches, far more.
+ */
+#define INLINE_READ	(64 * 1024)
 
 struct disk_io {
 	struct list_head node;
@@ -95,6 +104,13 @@ static void io_thread(void *arg)
 	}
 }
 
+static blk_status_t blk_status(int host_status)
+{
+	if (host_status == LKL_DEV_BLK_STATUS_OK)
+		return BLK_STS_OK;
+	return host_status == LKL_DEV_BLK_STATUS_UNSUP ? BLK_STS_NOTSUPP : BLK_STS_IOERR;
+}
+
 static irqreturn_t disk_interrupt(int irq, void *dev_id)
 {
 	struct host_disk *d = dev_id;
@@ -105,15 +121,8 @@ static irqreturn_t disk_interrupt(int irq, void *dev_id)
 	list_splice_init(&d->completed, &done);
 	lkl_ops->mutex_unlock(d->lock);
 
-	list_for_each_entry_safe(io, tmp, &done, node) {
-		blk_status_t sts = BLK_STS_OK;
-
-		if (io->status == LKL_DEV_BLK_STATUS_UNSUP)
-			sts = BLK_STS_NOTSUPP;
-		else if (io->status != LKL_DEV_BLK_STATUS_OK)
-			sts = BLK_STS_IOERR;
-		blk_mq_end_request(blk_mq_rq_from_pdu(io), sts);
-	}
+	list_for_each_entry_safe(io, tmp, &done, node)
+		blk_mq_end_request(blk_mq_rq_from_pdu(io), blk_status(io->status));
 	return IRQ_HANDLED;
 }
 
@@ -174,6 +183,11 @@ static blk_status_t disk_queue_rq(struct blk_mq_hw_ctx *hctx,
 	err = map_request(d, rq, io);
 	if (err)
 		return err == -EOPNOTSUPP ? BLK_STS_NOTSUPP : BLK_STS_IOERR;
+
+	if (io->req.type == LKL_DEV_BLK_TYPE_READ && blk_rq_bytes(rq) <= INLINE_READ) {
+		blk_mq_end_request(rq, blk_status(d->disk.ops->request(d->disk, &io->req)));
+		return BLK_STS_OK;
+	}
 
 	lkl_ops->mutex_lock(d->lock);
 	list_add_tail(&io->node, &d->submitted);
