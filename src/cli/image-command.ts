@@ -38,6 +38,15 @@ export const imageFlags = {
   }),
 };
 
+/** The copy commands' own flags; whose owners they replace is "what". */
+export function copyFlags(what: string) {
+  return {
+    owner: Flags.integer({ char: 'o', description: `owner (uid) for every copied entry, instead of ${what}`, min: 0 }),
+    group: Flags.integer({ char: 'g', description: `group (gid) for every copied entry, instead of ${what}`, min: 0 }),
+    xattrs: Flags.boolean({ description: 'copy extended attributes', default: true, allowNo: true }),
+  };
+}
+
 export interface JobContext {
   mount: Mount;
   /** Aborted on SIGINT or SIGTERM: the job stops at its next step. */

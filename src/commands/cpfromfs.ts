@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import ora from 'ora';
 import { copyOut } from '../engine/copy-out.js';
 import { UsageError } from '../errors.js';
-import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
 
 export default class Cpfromfs extends ImageCommand {
@@ -27,9 +27,7 @@ read-only and is never written.`;
   };
   static override flags = {
     ...imageFlags,
-    owner: Flags.integer({ char: 'o', description: 'owner (uid) for every copied entry, instead of the image’s', min: 0 }),
-    group: Flags.integer({ char: 'g', description: 'group (gid) for every copied entry, instead of the image’s', min: 0 }),
-    xattrs: Flags.boolean({ description: 'copy extended attributes', default: true, allowNo: true }),
+    ...copyFlags('the image’s'),
   };
 
   async run(): Promise<void> {

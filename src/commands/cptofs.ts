@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import ora from 'ora';
 import { copyIn } from '../engine/copy-in.js';
 import { UsageError } from '../errors.js';
-import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
 
 const newline = Buffer.from('\n');
@@ -25,10 +25,8 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
   };
   static override flags = {
     ...imageFlags,
-    owner: Flags.integer({ char: 'o', description: 'owner (uid) for every copied entry, instead of the source’s', min: 0 }),
-    group: Flags.integer({ char: 'g', description: 'group (gid) for every copied entry, instead of the source’s', min: 0 }),
+    ...copyFlags('the source’s'),
     verbose: Flags.boolean({ char: 'v', description: 'print the image path of each entry copied' }),
-    xattrs: Flags.boolean({ description: 'copy extended attributes', default: true, allowNo: true }),
     epoch: Flags.integer({
       description: "the kernel's clock at start, in seconds (default: $SOURCE_DATE_EPOCH, else now)",
       env: 'SOURCE_DATE_EPOCH',
