@@ -1,4 +1,4 @@
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
 import ora from 'ora';
 import { copyOut } from '../engine/copy-out.js';
 import { UsageError } from '../errors.js';

@@ -102,8 +102,9 @@ class CopyOut {
   async copy(outs: Out[]): Promise<void> {
     for (let i = 0; i < outs.length; i += BATCH_ENTRIES) {
       const chunk = outs.slice(i, i + BATCH_ENTRIES);
-      await this.run(chunk.flatMap((o) => this.steps(o)));
-      for (const o of chunk) this.count();
+      const steps = chunk.map((o) => this.steps(o));
+      await this.run(steps.flat());
+      this.count(steps.filter((s) => s.length > 0).length); // not the skipped
       for (const dir of chunk.filter((o) => kindOf(o.e.stat.mode) === 'dir')) {
         const kids = await children(this.mount, dir.e, { xattrs: this.opts.xattrs !== false });
         await this.copy(kids.map((c) => ({ e: c, dst: join(dir.dst, baseName(c.path)) })));
@@ -208,8 +209,8 @@ class CopyOut {
     else this.skipped.set(kind, { count: 1, example: `${this.mount.image}:${e.path.toString()}` });
   }
 
-  private count(): void {
-    this.totals.entries++;
+  private count(entries: number): void {
+    this.totals.entries += entries;
     this.opts.progress?.(this.totals);
   }
 
