@@ -32,6 +32,21 @@ void LogPrint(const char *str, int len) {
 
 struct lkl_host_operations host_ops;
 
+// A kernel panic ends the process (the host library's panic op): what the
+// kernel said last goes to stderr first, or the reason would be lost in
+// our log buffer.
+void Panic() {
+  {
+    std::lock_guard<std::mutex> hold(log_lock);
+    static const char head[] = "lklfs: the kernel panicked; its last messages:\n";
+    size_t from = log_text.size() > 4096 ? log_text.size() - 4096 : 0;
+    if (write(2, head, sizeof(head) - 1) < 0 || write(2, log_text.data() + from, log_text.size() - from) < 0) {
+      // Nothing more to do about a stderr that is gone.
+    }
+  }
+  lkl_host_ops.panic();
+}
+
 std::mutex disks_lock;
 std::map<long, struct lkl_disk> disks;  // disk id -> its image
 std::set<std::pair<long, long>> mounts;  // (disk id, partition)
@@ -172,6 +187,7 @@ void RegisterKernel(Napi::Env env, Napi::Object exports) {
   // Only records the host operations: disks can be added before boot.
   host_ops = lkl_host_ops;
   host_ops.print = LogPrint;
+  host_ops.panic = Panic;
   lkl_init(&host_ops);
   exports.Set("boot", Napi::Function::New(env, Boot, "boot"));
   exports.Set("isRunning", Napi::Function::New(env, IsRunning, "isRunning"));

@@ -179,3 +179,11 @@ describe('native binding', () => {
       expect(sh('debugfs', ['-R', 'cat /open-file', r.img]).stdout).toBe('data');
     }));
 });
+
+test('a kernel panic ends the process with status 70 and the kernel’s last words on stderr', () =>
+  inScratch('binding-panic', (dir) => {
+    const r = runScript(dir, `await Kernel.boot({ memMiB: 1 });\nout('still running');`);
+    expect(r.status).toBe(70);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/lklfs: the kernel panicked; its last messages:\n[\s\S]*is too small, the kernel needs at least 16M/);
+  }));
