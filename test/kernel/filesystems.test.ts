@@ -1,12 +1,15 @@
 /**
  * Filesystems through the kernel library: each image is made by the host's
  * mkfs, written through the kernel, then judged by the host's checker and
- * read back by a host tool that does not use our kernel.
+ * read back by a host tool that does not use our kernel. HFS+, for which
+ * Debian has no tools, gets both from fixtures/ (make-hfsplus.mjs,
+ * check-hfsplus.mjs).
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expectAllOk, haveTool, run, inScratch, sh } from './harness.js';
+import { expectAllOk, haveTool, program, repoRoot, run, inScratch, sh } from './harness.js';
 
 const RW_FEATURES = 'symlink,hardlink,xattr,secxattr,acl,chown,mknod,nsec';
 
@@ -76,6 +79,64 @@ function fatCase(fs: string): RwCase {
     },
   };
 }
+
+const sha256 = (data: Buffer | string): string => createHash('sha256').update(data).digest('hex');
+const hex = (s: string): string => Buffer.from(s).toString('hex');
+
+/** An empty HFS+ volume from fixtures/make-hfsplus.mjs, newfs_hfs's layout. */
+function makeHfsplus(img: string, sizeMiB: number): void {
+  sh(process.execPath, [join(repoRoot, 'fixtures/make-hfsplus.mjs'), img, String(sizeMiB)]);
+}
+
+interface HfsEntry {
+  type: string;
+  cnid: number;
+  mode?: string;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  nlink?: number;
+  sha256?: string;
+  target?: string;
+  xattrs?: Record<string, string>;
+  inode?: HfsEntry & { path: string };
+}
+
+interface HfsReport {
+  ok: boolean;
+  errors: string[];
+  volume: {
+    signature: string;
+    version: number;
+    flags: Record<string, boolean>;
+    lastMountedVersion: string;
+    blockSize: number;
+    totalBlocks: number;
+    freeBlocks: number;
+    fileCount: number;
+    folderCount: number;
+    writeCount: number;
+    label: string;
+  };
+  trees: Record<'catalog' | 'extents' | 'attributes', Record<string, number>>;
+  files: Record<string, HfsEntry>;
+}
+
+/**
+ * fixtures/check-hfsplus.mjs's report on the volume, which must be
+ * consistent: B-trees, catalog, counts, allocation bitmap, and cleanly
+ * unmounted.
+ */
+function checkHfsplus(img: string): HfsReport {
+  const r = sh(process.execPath, [join(repoRoot, 'fixtures/check-hfsplus.mjs'), img], { allowFail: true });
+  const report = JSON.parse(r.stdout) as HfsReport;
+  expect(report.errors).toEqual([]);
+  expect(r.status).toBe(0);
+  return report;
+}
+
+/** The hfsplus rw case: the fresh volume's free blocks, to see the writes use some. */
+let hfsFreshFree = 0;
 
 const rwCases: RwCase[] = [
   ...['ext2', 'ext3', 'ext4'].map(extCase),
@@ -162,6 +223,48 @@ const rwCases: RwCase[] = [
     // Debian 12 has no UDF checker; udfinfo at least parses every descriptor.
     check: (img) => expect(sh('udfinfo', [img]).stdout).toMatch(/^label=LinuxUDF$/m),
   },
+  {
+    fs: 'hfsplus',
+    tools: [], // Debian 12 has no hfsprogs: fixtures/ makes and checks the volume
+    sizeMiB: 64,
+    mkfs: (img) => {
+      makeHfsplus(img, 64);
+      hfsFreshFree = checkHfsplus(img).volume.freeBlocks;
+    },
+    // hfsplus has no POSIX ACLs, and HFS+ dates are whole seconds.
+    features: 'symlink,hardlink,xattr,secxattr,chown,mknod',
+    check: (img) => {
+      const { volume } = checkHfsplus(img);
+      // Unmounted cleanly by Linux ('H+Lx'), once.
+      expect(volume.flags).toMatchObject({ unmounted: true, inconsistent: false, journaled: false });
+      expect(volume.lastMountedVersion).toBe('H+Lx');
+      expect(volume.writeCount).toBe(1);
+      // /dir and the private folder Linux keeps hard-linked files in; the
+      // shared iNode file there, its two links, the symlink and the fifo.
+      expect(volume.folderCount).toBe(2);
+      expect(volume.fileCount).toBe(5);
+      expect(volume.freeBlocks).toBeLessThanOrEqual(hfsFreshFree - (1 << 20) / volume.blockSize);
+    },
+    read: (img) => {
+      // Read without the kernel, by fixtures/check-hfsplus.mjs.
+      const { files } = checkHfsplus(img);
+      expect(files['/dir/file']).toBeUndefined();
+      const renamed = files['/dir/renamed'];
+      expect(renamed?.type).toBe('hardlink');
+      expect(files['/dir/hard']?.inode).toEqual(renamed?.inode);
+      expect(renamed?.inode).toMatchObject({
+        type: 'file',
+        uid: 1234,
+        gid: 5678,
+        nlink: 2,
+        size: 1 << 20,
+        sha256: sha256(pattern()),
+        xattrs: { 'user.lklfs': hex('hello'), 'security.selinux': hex('system_u:object_r:etc_t:s0\0') },
+      });
+      expect(files['/dir/link']).toMatchObject({ type: 'symlink', target: 'renamed' });
+      expect(files['/dir/fifo']).toMatchObject({ type: 'fifo' });
+    },
+  },
 ];
 
 describe.each(rwCases)('$fs read-write', (c) => {
@@ -181,6 +284,13 @@ describe.each(rwCases)('$fs read-write', (c) => {
     },
   );
 });
+
+/** What fsops "ro" reads: /hello.txt, and /big.txt, large enough to be compressed. */
+function writeRoTree(src: string): void {
+  mkdirSync(src);
+  writeFileSync(join(src, 'hello.txt'), 'hello, kernel\n');
+  writeFileSync(join(src, 'big.txt'), Array.from({ length: 20000 }, (_, i) => `line ${i}\n`).join(''));
+}
 
 interface RoCase {
   name: string;
@@ -224,9 +334,7 @@ describe.each(roCases)('$name read-only', (c) => {
     () => {
       return inScratch(c.fs, async (dir) => {
         const src = join(dir, 'src');
-        mkdirSync(src);
-        writeFileSync(join(src, 'hello.txt'), 'hello, kernel\n');
-        writeFileSync(join(src, 'big.txt'), Array.from({ length: 20000 }, (_, i) => `line ${i}\n`).join(''));
+        writeRoTree(src);
         const img = join(dir, `${c.fs}.img`);
         c.make(src, img);
         const before = createHash('sha256').update(readFileSync(img)).digest('hex');
@@ -236,4 +344,113 @@ describe.each(roCases)('$name read-only', (c) => {
       });
     },
   );
+});
+
+/** mountcheck's result and the kernel's messages (it boots with loglevel=5: warnings show). */
+function mountHfsplus(img: string, mode: 'ro' | 'rw'): { ret: number; stderr: string } {
+  const r = run('mountcheck', [img, 'hfsplus', '0', mode], 60_000);
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/^halt: 0$/m);
+  const m = /^mount: (-?\d+)/m.exec(r.stdout);
+  if (!m?.[1]) throw new Error(`no mount result:\n${r.stdout}\n${r.stderr}`);
+  return { ret: Number(m[1]), stderr: r.stderr };
+}
+
+const fileSha = (path: string): string => sha256(readFileSync(path));
+
+describe('hfsplus volumes from fixtures/make-hfsplus.mjs', () => {
+  test('an empty volume has newfs_hfs\'s layout, mounts read-only (untouched) and read-write without a warning', () =>
+    inScratch('hfsplus', (dir) => {
+      const img = join(dir, 'empty.img');
+      sh(process.execPath, [join(repoRoot, 'fixtures/make-hfsplus.mjs'), img, '64', 'lklfs']);
+      const fresh = checkHfsplus(img);
+      expect(fresh.volume).toMatchObject({
+        signature: 'H+',
+        version: 4,
+        blockSize: 4096,
+        totalBlocks: (64 << 20) / 4096,
+        fileCount: 0,
+        folderCount: 0,
+        writeCount: 0,
+        label: 'lklfs',
+        flags: { unmounted: true, inconsistent: false, journaled: false },
+      });
+      expect(fresh.trees.catalog).toMatchObject({
+        nodeSize: 4096,
+        maxKeyLength: 516,
+        keyCompareType: 0xcf,
+        attributes: 6, // big keys, variable-length index keys
+        depth: 1,
+        leafRecords: 2, // the root folder and its thread
+      });
+      expect(fresh.trees.extents).toMatchObject({ nodeSize: 4096, maxKeyLength: 10, attributes: 2, depth: 0 });
+      expect(fresh.trees.attributes).toMatchObject({ nodeSize: 8192, maxKeyLength: 266, attributes: 6, depth: 0 });
+      expect(Object.keys(fresh.files)).toEqual(['/']);
+
+      const before = fileSha(img);
+      const ro = mountHfsplus(img, 'ro');
+      expect(ro.ret).toBe(0);
+      expect(ro.stderr).not.toMatch(/hfsplus/i);
+      expect(fileSha(img)).toBe(before);
+
+      const rw = mountHfsplus(img, 'rw');
+      expect(rw.ret).toBe(0);
+      expect(rw.stderr).not.toMatch(/hfsplus/i);
+      // Linux made its private folder for hard links, and unmounted cleanly.
+      expect(checkHfsplus(img).volume).toMatchObject({ folderCount: 1, writeCount: 1, lastMountedVersion: 'H+Lx' });
+    }));
+
+  test('files written on one mount are read on the next, which leaves the image untouched', () =>
+    inScratch('hfsplus', (dir) => {
+      const img = join(dir, 'hfsplus.img');
+      makeHfsplus(img, 16);
+      const src = join(dir, 'src');
+      writeRoTree(src);
+      const cp = spawnSync(program('cptofs', join(repoRoot, 'lkl-build/examples')), [img, 'hfsplus', src], {
+        encoding: 'utf8',
+      });
+      expect(cp.status).toBe(0);
+      const before = fileSha(img);
+      expectAllOk(run('fsops', [img, 'hfsplus', '0', 'ro']));
+      expect(fileSha(img)).toBe(before);
+      const { files } = checkHfsplus(img);
+      expect(files['/hello.txt']).toMatchObject({ type: 'file', size: 14, sha256: sha256('hello, kernel\n') });
+      expect(files['/big.txt']?.sha256).toBe(fileSha(join(src, 'big.txt')));
+    }));
+
+  test('neither judge is blind: the kernel warns of an unclean volume, the checker finds a leaked block', () =>
+    inScratch('hfsplus', (dir) => {
+      const img = join(dir, 'hfsplus.img');
+      makeHfsplus(img, 8);
+      const pristine = readFileSync(img);
+      const checker = (): { status: number | null; errors: string[] } => {
+        const r = sh(process.execPath, [join(repoRoot, 'fixtures/check-hfsplus.mjs'), img], { allowFail: true });
+        return { status: r.status, errors: (JSON.parse(r.stdout) as HfsReport).errors };
+      };
+
+      // kHFSVolumeUnmountedBit is bit 8 of the header's attributes (bytes 1028-1031).
+      const dirty = Buffer.from(pristine);
+      dirty.writeUInt8(dirty.readUInt8(1030) & ~1, 1030);
+      writeFileSync(img, dirty);
+      const m = mountHfsplus(img, 'rw');
+      expect(m.ret).toBe(0);
+      expect(m.stderr).toMatch(/hfsplus: Filesystem was not cleanly unmounted.*mounting read-only/);
+      expect(checker()).toEqual({ status: 1, errors: [expect.stringMatching(/not cleanly unmounted/)] });
+
+      // A free block marked used: the allocation file's first extent starts
+      // at the block in the header's allocationFile fork (offset 112 + 16).
+      const leaked = Buffer.from(pristine);
+      const bitmap = leaked.readUInt32BE(1024 + 112 + 16) * 4096;
+      const freeBlock = leaked.readUInt32BE(1024 + 44) - 2; // just before the alternate header's block
+      const at = bitmap + (freeBlock >> 3);
+      leaked.writeUInt8(leaked.readUInt8(at) | (0x80 >> (freeBlock & 7)), at);
+      writeFileSync(img, leaked);
+      expect(checker()).toEqual({
+        status: 1,
+        errors: [
+          'allocation bitmap: 1 blocks marked used that nothing uses',
+          expect.stringMatching(/free blocks, the bitmap/),
+        ],
+      });
+    }));
 });
