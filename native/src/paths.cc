@@ -253,6 +253,7 @@ Napi::Value Statfs(const Napi::CallbackInfo &info) {
         o.Set("blocksAvailable", Napi::Number::New(env, st->f_bavail));
         o.Set("files", Napi::Number::New(env, st->f_files));
         o.Set("filesFree", Napi::Number::New(env, st->f_ffree));
+        o.Set("readOnly", Napi::Boolean::New(env, st->f_flags & 1 /* ST_RDONLY */));
         return o;
       });
 }

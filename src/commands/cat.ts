@@ -2,6 +2,7 @@ import { Args } from '@oclif/core';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { imagePath } from '../engine/walk-image.js';
+import { isSystemError } from '../kernel/binding.js';
 
 export default class Cat extends ImageCommand {
   static override summary = 'Print files from a filesystem image';
@@ -17,8 +18,9 @@ export default class Cat extends ImageCommand {
       const k = mount.kernel.native;
       const buf = Buffer.allocUnsafe(1 << 20);
       for (const file of argv as string[]) {
+        const path = mount.path(imagePath(file));
         try {
-          const fd = await k.open(mount.path(imagePath(file)), k.constants.O_RDONLY, 0);
+          const fd = await k.open(path, k.constants.O_RDONLY, 0);
           try {
             for (;;) {
               if (signal.aborted) throw signal.reason;
@@ -31,6 +33,8 @@ export default class Cat extends ImageCommand {
             await k.close(fd);
           }
         } catch (e) {
+          // read() knows no path: name the file.
+          if (isSystemError(e) && !e.path) e.path = path.toString();
           throw mount.explain(e);
         }
       }

@@ -53,6 +53,8 @@ export interface StatFs {
   blocksAvailable: number;
   files: number;
   filesFree: number;
+  /** Mounted read-only (ST_RDONLY). */
+  readOnly: boolean;
 }
 
 /**

@@ -149,6 +149,14 @@ export class Kernel {
     }
     const m = new Mount(this, image, disk, partition, root, opts.readOnly, unreplayed);
     this.mounts.add(m);
+    // Some filesystems take a read-write mount and quietly make it read-only
+    // (squashfs, iso9660, an ext4 with features this kernel cannot write):
+    // better said now than at the first write.
+    if (!opts.readOnly && (await this.native.statfs(root)).readOnly) {
+      const why = logTail(this.native);
+      await this.unmount(m);
+      throw new LklfsError(`cannot write to ${image}: the kernel mounted its ${opts.fsType} filesystem read-only${why}`);
+    }
     return m;
   }
 

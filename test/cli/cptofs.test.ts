@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { haveTool, inScratch, sh } from '../kernel/harness.js';
+import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
 import { expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
 import { debugfsStat } from './debugfs.js';
 import { isRoot, makeRichTree } from './rich-tree.js';
@@ -161,6 +161,19 @@ describe('cptofs', () => {
       expect(cat.stdout.toString()).toBe('content\n');
       expect(sha256(img)).toBe(before);
       expect(statSync(img).mtimeMs).toBe(mtime);
+    }));
+
+  test('a filesystem the kernel only mounts read-only is refused before any copying', () =>
+    inScratch('cptofs-squashfs', (dir) => {
+      const img = join(dir, 'fs.squashfs');
+      sh('mksquashfs', [join(repoRoot, 'fixtures/example-rootfs'), img, '-quiet', '-noappend']);
+      const before = sha256(img);
+      const r = lklfs(['cptofs', '-i', img, join(repoRoot, 'README.md'), '/']);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(`lklfs cptofs: cannot write to ${img}: the kernel mounted its squashfs filesystem read-only\n`);
+      expect(sha256(img)).toBe(before);
+      const cat = lklfs(['cat', '-i', img, '/etc']);
+      expect(cat.stderr).toBe(`lklfs cat: read ${img}:/etc: EISDIR: illegal operation on a directory\n`);
     }));
 
   test('bad usage: clear messages and exit status 2', () =>
