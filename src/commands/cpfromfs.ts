@@ -1,9 +1,9 @@
 import { Args } from '@oclif/core';
-import ora from 'ora';
 import { copyOut } from '../engine/copy-out.js';
 import { UsageError } from '../errors.js';
 import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
+import { counts, summary, withProgress } from '../cli/progress.js';
 
 export default class Cpfromfs extends ImageCommand {
   static override summary = 'Copy files from a filesystem image to the host';
@@ -35,29 +35,18 @@ read-only and is never written.`;
     const paths = argv as string[];
     if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
     const dest = paths.pop() as string;
-    // No spinner, and no "- copying" line either, when stderr is not a terminal.
-    const tty = process.stderr.isTTY === true;
-    const spinner = ora({ stream: process.stderr, isEnabled: tty, isSilent: !tty });
-    spinner.start('copying');
-    try {
-      const { totals, warnings } = await this.withImage(flags, { readOnly: true }, ({ mount, signal }) =>
+    const { totals, warnings } = await withProgress('copying', (update) =>
+      this.withImage(flags, { readOnly: true }, ({ mount, signal }) =>
         copyOut(mount, paths, dest, {
           uid: flags.owner,
           gid: flags.group,
           xattrs: flags.xattrs,
           signal,
-          progress: (t) => {
-            spinner.text = `copying: ${t.entries} entries, ${formatBytes(t.bytes)}`;
-          },
+          progress: (t) => update(counts(t.entries, t.bytes)),
         }),
-      );
-      spinner.stop();
-      for (const w of warnings) process.stderr.write(`lklfs cpfromfs: warning: ${w}\n`);
-      if (tty)
-        process.stderr.write(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})\n`);
-    } catch (e) {
-      spinner.stop();
-      throw e;
-    }
+      ),
+    );
+    for (const w of warnings) process.stderr.write(`lklfs cpfromfs: warning: ${w}\n`);
+    summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
   }
 }

@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
-import ora from 'ora';
 import { copyIn } from '../engine/copy-in.js';
 import { UsageError } from '../errors.js';
 import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
+import { counts, summary, withProgress } from '../cli/progress.js';
 
 const newline = Buffer.from('\n');
 
@@ -39,32 +39,19 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
     const paths = argv as string[];
     if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
     const dest = paths.pop() as string;
-    // Progress only for a person watching: nothing at all in logs.
-    const spinner = ora({ stream: process.stderr, isEnabled: process.stderr.isTTY === true });
-    if (spinner.isEnabled) spinner.start('copying');
-    try {
-      const { totals, warnings } = await this.withImage(
-        flags,
-        { readOnly: false, prefault: true, epoch: flags.epoch },
-        ({ mount, signal }) =>
-          copyIn(mount, paths, dest, {
-            uid: flags.owner,
-            gid: flags.group,
-            xattrs: flags.xattrs,
-            signal,
-            created: flags.verbose ? (p) => process.stdout.write(Buffer.concat([p, newline])) : undefined,
-            progress: (t) => {
-              spinner.text = `copying: ${t.entries} entries, ${formatBytes(t.bytes)}`;
-            },
-          }),
-      );
-      spinner.stop();
-      for (const w of warnings) process.stderr.write(`lklfs cptofs: warning: ${w}\n`);
-      if (process.stderr.isTTY)
-        process.stderr.write(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})\n`);
-    } catch (e) {
-      spinner.stop();
-      throw e;
-    }
+    const { totals, warnings } = await withProgress('copying', (update) =>
+      this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) =>
+        copyIn(mount, paths, dest, {
+          uid: flags.owner,
+          gid: flags.group,
+          xattrs: flags.xattrs,
+          signal,
+          created: flags.verbose ? (p) => process.stdout.write(Buffer.concat([p, newline])) : undefined,
+          progress: (t) => update(counts(t.entries, t.bytes)),
+        }),
+      ),
+    );
+    for (const w of warnings) process.stderr.write(`lklfs cptofs: warning: ${w}\n`);
+    summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
   }
 }

@@ -2,7 +2,8 @@ import { Args } from '@oclif/core';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
-import { writeTar, type TarResult, type WriteArchive } from '../engine/tar-out.js';
+import { writeTar, type TarOptions, type TarResult, type WriteArchive } from '../engine/tar-out.js';
+import { counts, summary, withProgress } from '../cli/progress.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { describe, type Mount } from '../kernel/kernel.js';
 
@@ -35,10 +36,14 @@ with a warning. Extract everything with
       throw new UsageError('refusing to write an archive to a terminal; give a file or redirect standard output');
     if (archive !== '-' && (await sameFile(archive, flags['filesystem-image'])))
       throw new UsageError(`the archive ${archive} is the image itself`);
-    const result = await this.withImage(flags, { readOnly: true }, ({ mount, signal }) =>
-      archive === '-' ? tarOf(mount, toStdout, signal) : toFile(archive, mount, signal),
+    const result = await withProgress('archiving', (update) =>
+      this.withImage(flags, { readOnly: true }, ({ mount, signal }) => {
+        const opts: TarOptions = { signal, progress: (entries, bytes) => update(counts(entries, bytes)) };
+        return archive === '-' ? tarOf(mount, toStdout, opts) : toFile(archive, mount, opts);
+      }),
     );
     for (const w of result.warnings) process.stderr.write(`lklfs fs2tar: warning: ${w}\n`);
+    summary(`archived ${counts(result.entries, result.bytes)}`);
   }
 }
 
@@ -53,9 +58,9 @@ const toStdout: WriteArchive = (chunk) =>
     throw writeFailed('standard output', e);
   });
 
-async function tarOf(mount: Mount, write: WriteArchive, signal: AbortSignal): Promise<TarResult> {
+async function tarOf(mount: Mount, write: WriteArchive, opts: TarOptions): Promise<TarResult> {
   try {
-    return await writeTar(mount, write, { signal });
+    return await writeTar(mount, write, opts);
   } catch (e) {
     throw mount.explain(e);
   }
@@ -65,7 +70,7 @@ async function tarOf(mount: Mount, write: WriteArchive, signal: AbortSignal): Pr
  * The archive into a file, created or truncated once the image is mounted
  * (a mount that fails leaves it alone); removed again if the job fails.
  */
-async function toFile(archive: string, mount: Mount, signal: AbortSignal): Promise<TarResult> {
+async function toFile(archive: string, mount: Mount, opts: TarOptions): Promise<TarResult> {
   let fh: FileHandle;
   try {
     fh = await open(archive, 'w');
@@ -82,7 +87,7 @@ async function toFile(archive: string, mount: Mount, signal: AbortSignal): Promi
     }
   };
   try {
-    const result = await tarOf(mount, write, signal);
+    const result = await tarOf(mount, write, opts);
     await fh.close();
     return result;
   } catch (e) {

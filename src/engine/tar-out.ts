@@ -43,6 +43,8 @@ export type WriteArchive = (chunk: Buffer) => Promise<void>;
 export interface TarOptions {
   /** Stops the archive at the next entry (or piece of file data). */
   signal?: AbortSignal;
+  /** Called after each entry with the running totals. */
+  progress?: (entries: number, bytes: number) => void;
 }
 
 export interface TarResult {
@@ -194,7 +196,7 @@ class TarOut {
   constructor(
     private readonly mount: Mount,
     write: WriteArchive,
-    private readonly signal?: AbortSignal,
+    private readonly opts: TarOptions,
   ) {
     this.out = new Batches(write);
     // Sees every piece as tar-stream pushes it, in order: headers are one 512-byte piece.
@@ -228,6 +230,7 @@ class TarOut {
     await done;
     if (this.device) throw new Error(`tar-stream wrote the header of ${this.show(e)} in an unexpected way`);
     this.entries++;
+    this.opts.progress?.(this.entries, this.bytes);
   }
 
   private fixHeader(chunk: Buffer): Buffer {
@@ -290,7 +293,7 @@ class TarOut {
     let next = readAt(0);
     try {
       for (let at = 0; at < size; ) {
-        if (this.signal?.aborted) throw this.signal.reason;
+        if (this.opts.signal?.aborted) throw this.opts.signal.reason;
         const piece = await next;
         at += piece.length;
         if (at < size) next = readAt(at);
@@ -324,7 +327,7 @@ class TarOut {
 
 /** Writes the image's whole tree as a tar stream through write. */
 export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptions = {}): Promise<TarResult> {
-  const tar = new TarOut(mount, write, opts.signal);
+  const tar = new TarOut(mount, write, opts);
   const walkOpts = { xattrs: true, dataLimit: SMALL_FILE, signal: opts.signal };
   for await (const e of walk(mount, Buffer.from('/'), walkOpts)) await tar.add(e);
   return tar.finish();

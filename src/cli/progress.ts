@@ -1,0 +1,36 @@
+/**
+ * Progress for a person watching: a spinner on stderr while the job runs,
+ * a summary line after. Nothing at all when stderr is not a terminal
+ * (logs and pipes stay clean).
+ */
+import ora from 'ora';
+import { formatBytes } from './format.js';
+
+const tty = () => process.stderr.isTTY === true;
+
+export async function withProgress<T>(label: string, job: (update: (text: string) => void) => Promise<T>): Promise<T> {
+  // discardStdin off: ora would take over stdin (and spin on one at EOF).
+  const spinner = ora({ stream: process.stderr, isEnabled: tty(), isSilent: !tty(), discardStdin: false });
+  spinner.start(label);
+  // A new text redraws the line: at most ten times a second.
+  let shown = 0;
+  try {
+    return await job((text) => {
+      const now = Date.now();
+      if (now - shown < 100) return;
+      shown = now;
+      spinner.text = `${label}: ${text}`;
+    });
+  } finally {
+    spinner.stop();
+  }
+}
+
+/** "1200 entries, 3.4 MiB" */
+export function counts(entries: number, bytes: number): string {
+  return `${entries} entries, ${formatBytes(bytes)}`;
+}
+
+export function summary(line: string): void {
+  if (tty()) process.stderr.write(`${line}\n`);
+}
