@@ -30,7 +30,7 @@ install. Exit status 1 if any type failed.`;
     if (unknown.length) throw new UsageError(`unknown filesystem type: ${unknown.join(', ')}`);
     const show = (r: CheckResult) =>
       process.stdout.write(`${r.type.padEnd(9)} ${r.outcome.padEnd(8)} ${r.detail} (${r.ms} ms)\n`);
-    const results = await this.withKernel({ memMiB: 256 }, (kernel, signal) =>
+    const results = await this.withKernel({}, (kernel, signal) =>
       mkfsCheck(kernel, types, signal, show, flags.dir),
     );
     const failed = results.filter((r) => r.outcome === 'failed');

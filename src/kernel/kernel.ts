@@ -7,8 +7,11 @@
 import { binding, isSystemError, type Binding, type KPath } from './binding.js';
 import { LklfsError } from '../errors.js';
 
+/** The kernel's RAM when not given: see the --mem flag (cli/image-command.ts). */
+export const DEFAULT_MEM_MIB = 128;
+
 export interface BootOptions {
-  /** The kernel's RAM in MiB (default 256). */
+  /** The kernel's RAM in MiB (default DEFAULT_MEM_MIB). */
   memMiB?: number;
   /** Back the RAM with host memory from the start: faster bulk writes. */
   prefault?: boolean;
@@ -95,7 +98,7 @@ export class Kernel {
     const native = binding();
     // Every message up to info reaches the log buffer (never the terminal):
     // a failed mount is explained by what the filesystem said.
-    const args = [`mem=${opts.memMiB ?? 256}M`, 'loglevel=6'];
+    const args = [`mem=${opts.memMiB ?? DEFAULT_MEM_MIB}M`, 'loglevel=6'];
     if (opts.prefault) args.push('lkl_prefault');
     if (opts.epoch !== undefined) args.push(`lkl_epoch=${Math.floor(opts.epoch)}`);
     process.once('exit', () => native.shutdown());
