@@ -17,7 +17,8 @@ Names are relative ("etc/passwd"), the root directory is the entry "./"
 numeric; modification and access times keep their nanoseconds; extended attributes keep their
 exact bytes (SCHILY.xattr.*), ACLs are also written as GNU tar's
 SCHILY.acl.* text; hard links become links to the first name archived;
-holes are written as zeros. Sockets cannot be archived: they are left out
+files with holes are stored in GNU tar's sparse format (1.0), which GNU
+tar and libarchive extract with the holes. Sockets cannot be archived: they are left out
 with a warning. Extract everything with
   tar --xattrs --xattrs-include='*' --acls --numeric-owner -xpf ARCHIVE`;
   static override examples = [

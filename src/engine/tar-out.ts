@@ -4,8 +4,8 @@
  * mounted filesystem: entries depth first in name-byte order, names
  * relative ("etc/passwd", directories "etc/", the root "./"), numeric
  * owners, nanosecond times, extended attributes and ACLs, hard links as
- * links to the first name archived. Holes are written as zeros. Sockets
- * cannot be archived: they are counted and left out.
+ * links to the first name archived, files with holes in GNU's sparse
+ * format. Sockets cannot be archived: they are counted and left out.
  *
  * tar-stream frames the entries; the pax extended headers are built here
  * as bytes (see pax.ts) so that binary values and names survive exactly.
@@ -130,7 +130,12 @@ function xattrRecords(e: ImageEntry): Buffer[] {
 }
 
 /** The header and pax records of an entry that is not a later hard link. */
-function describeEntry(e: ImageEntry, name: Buffer, kind: Exclude<FileKind, 'socket'>): { header: EntryHeader; records: Buffer[] } {
+function describeEntry(
+  e: ImageEntry,
+  name: Buffer,
+  kind: Exclude<FileKind, 'socket'>,
+  stored = e.stat.size,
+): { header: EntryHeader; records: Buffer[] } {
   const st = e.stat;
   const records: Buffer[] = [];
   const header: EntryHeader = {
@@ -140,16 +145,43 @@ function describeEntry(e: ImageEntry, name: Buffer, kind: Exclude<FileKind, 'soc
     mode: st.mode,
     uid: st.uid,
     gid: st.gid,
-    size: kind === 'file' ? st.size : 0,
+    size: kind === 'file' ? stored : 0,
     mtime: ustarTime(st.mtimeNs),
   };
   if (e.target) header.linkname = ustarField(e.target, 'linkpath', records);
   records.push(paxRecord('mtime', paxTime(st.mtimeNs)), paxRecord('atime', paxTime(st.atimeNs)));
   if (st.uid > MAX_ID) records.push(paxRecord('uid', String(st.uid)));
   if (st.gid > MAX_ID) records.push(paxRecord('gid', String(st.gid)));
-  if (kind === 'file' && st.size > MAX_SIZE) records.push(paxRecord('size', String(st.size)));
+  if (kind === 'file' && stored > MAX_SIZE) records.push(paxRecord('size', String(stored)));
   records.push(...xattrRecords(e));
   return { header, records };
+}
+
+/** Where a sparse file has data: [offset, length] pairs. */
+type DataMap = [number, number][];
+
+/**
+ * A file with holes, in GNU tar's sparse format 1.0 (what tar --sparse
+ * --format=posix writes, and GNU tar and libarchive restore with the
+ * holes): the entry is named dir/GNUSparseFile.0/name, the real name and
+ * size are pax records, and its data is a map ("count\noffset\nlength\n
+ * ...", padded to a block) followed by the data extents only.
+ */
+function describeSparse(e: ImageEntry, name: Buffer, map: DataMap): { header: EntryHeader; records: Buffer[]; mapBlock: Buffer } {
+  const text = [map.length, ...map.flat()].join('\n') + '\n';
+  const mapBlock = Buffer.alloc(Math.ceil(text.length / 512) * 512);
+  mapBlock.write(text, 'latin1');
+  const cut = name.lastIndexOf(0x2f) + 1;
+  const fake = Buffer.concat([name.subarray(0, cut), Buffer.from('GNUSparseFile.0/'), name.subarray(cut)]);
+  const stored = mapBlock.length + map.reduce((n, [, len]) => n + len, 0);
+  const { header, records } = describeEntry(e, fake, 'file', stored);
+  records.push(
+    paxRecord('GNU.sparse.major', '1'),
+    paxRecord('GNU.sparse.minor', '0'),
+    paxRecord('GNU.sparse.name', name),
+    paxRecord('GNU.sparse.realsize', String(e.stat.size)),
+  );
+  return { header, records, mapBlock };
 }
 
 /**
@@ -219,18 +251,37 @@ class TarOut {
       first = this.links.get(key);
       if (!first) this.links.set(key, name);
     }
-    const { header, records } = first ? describeLink(e, name, first) : describeEntry(e, name, kind);
+    // Fewer blocks than the size needs: maybe holes (or an inline file).
+    const map = !first && kind === 'file' && !e.data && e.stat.blocks * 512 < e.stat.size ? await this.holes(e) : undefined;
+    const sparse = map && describeSparse(e, name, map);
+    const { header, records } = sparse ?? (first ? describeLink(e, name, first) : describeEntry(e, name, kind));
     if (records.length) await this.paxHeader(paxBody(records), header.mtime);
     if (header.type === 'character-device' || header.type === 'block-device')
       this.device = { major: e.stat.rdevMajor, minor: e.stat.rdevMinor };
     const { sink, done } = this.start(header);
-    if (header.type === 'file' && e.stat.size > 0) await this.copyData(e, sink);
+    if (sparse && map) {
+      if (!sink.write(sparse.mapBlock)) await once(sink, 'drain');
+      await this.copyData(e, sink, map);
+    } else if (header.type === 'file' && e.stat.size > 0) {
+      await this.copyData(e, sink, [[0, e.stat.size]]);
+    }
     // The typings want an argument: no last chunk.
     sink.end(undefined);
     await done;
     if (this.device) throw new Error(`tar-stream wrote the header of ${this.show(e)} in an unexpected way`);
     this.entries++;
     this.opts.progress?.(this.entries, this.bytes);
+  }
+
+  /** The data map of a file that has holes; undefined when it has none. */
+  private async holes(e: ImageEntry): Promise<DataMap | undefined> {
+    const map = await this.mount.kernel.native.dataMap(e.kernelPath);
+    const data = map.reduce((n, [, len]) => n + len, 0);
+    if (data === e.stat.size) return undefined;
+    // A hole at the end: GNU tar takes the file's size from the map's end.
+    const [off, len] = map.at(-1) ?? [0, 0];
+    if (off + len < e.stat.size) map.push([e.stat.size, 0]);
+    return map;
   }
 
   private fixHeader(chunk: Buffer): Buffer {
@@ -267,8 +318,11 @@ class TarOut {
     return { sink: sink as Sink, done };
   }
 
-  /** Streams a regular file's data into its entry, as much as lstat said. */
-  private async copyData(e: ImageEntry, sink: Sink): Promise<void> {
+  /**
+   * Streams a regular file's data into its entry: the ranges given (the
+   * whole file, or a sparse file's data extents), as much as lstat said.
+   */
+  private async copyData(e: ImageEntry, sink: Sink, ranges: DataMap): Promise<void> {
     const size = e.stat.size;
     if (e.data) {
       // Read whole with the listing, exactly lstat's size (the binding checks).
@@ -276,12 +330,14 @@ class TarOut {
       this.bytes += size;
       return;
     }
+    const pieces = ranges.flatMap(([off, len]) =>
+      Array.from({ length: Math.ceil(len / CHUNK) }, (_, i): [number, number] => [off + i * CHUNK, Math.min(CHUNK, len - i * CHUNK)]),
+    );
     const k = this.mount.kernel.native;
     const fd = await k.open(e.kernelPath, k.constants.O_RDONLY, 0);
     // One piece is read while the one before goes into the archive.
-    const readAt = async (at: number) => {
-      const want = Math.min(CHUNK, size - at);
-      // One byte more on the last read: a file that grew shows without another read.
+    const readAt = async ([at, want]: [number, number]) => {
+      // One byte more at the end of the file: one that grew shows without another read.
       const ask = at + want === size ? want + 1 : want;
       // A new buffer each time: tar-stream holds on to what it is given.
       const buf = Buffer.allocUnsafe(ask);
@@ -290,20 +346,20 @@ class TarOut {
         throw new LklfsError(`${this.mount.image}:${this.show(e)}: changed size while being read (was ${size} bytes)`);
       return buf.subarray(0, n);
     };
-    let next = readAt(0);
+    let next = pieces.length ? readAt(pieces[0] as [number, number]) : undefined;
     try {
-      for (let at = 0; at < size; ) {
+      for (let i = 0; next; i++) {
         if (this.opts.signal?.aborted) throw this.opts.signal.reason;
         const piece = await next;
-        at += piece.length;
-        if (at < size) next = readAt(at);
+        const following = pieces[i + 1];
+        next = following && readAt(following);
         if (!sink.write(piece)) await once(sink, 'drain');
         this.bytes += piece.length;
         await this.out.flushIfFull();
       }
     } finally {
       // A read still in flight must end before its descriptor is closed.
-      await next.catch(() => undefined);
+      await next?.catch(() => undefined);
       await k.close(fd);
     }
   }

@@ -134,6 +134,8 @@ export interface Binding {
   rename(from: KPath, to: KPath): Promise<number>;
   statfs(path: KPath): Promise<StatFs>;
   sync(): Promise<number>;
+  /** Where a file has data: [offset, length] pairs, holes left out. */
+  dataMap(path: KPath): Promise<[number, number][]>;
 
   open(path: KPath, flags: number, mode: number): Promise<number>;
   close(fd: number): Promise<number>;

@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, lchownSync, mkdirSync, readFileSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
+import { createReadStream, existsSync, lchownSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { paxBody, paxRecord, paxTime, xattrKey } from '../../src/engine/pax.js';
 import { aclText } from '../../src/engine/posix-acl.js';
@@ -179,6 +179,12 @@ describe('fs2tar', () => {
       expect(wantAcls.get('etc/hostname')).toMatch(/system.posix_acl_access=0x/);
       expect(wantAcls.get('edge/default-acl')).toMatch(/system.posix_acl_default=0x/);
       expect(acls(out)).toEqual(wantAcls);
+
+      // The sparse file (8 MiB, data in two places) keeps its holes: in the
+      // archive (GNU sparse 1.0) and once GNU tar has extracted it.
+      expect(got.get('sparse')?.size).toBe(8 << 20);
+      expect(statSync(join(out, 'sparse')).blocks * 512).toBeLessThan(256 << 10);
+      expect(sh('tar', ['-tvf', archive]).stdout).toMatch(/^-rw-r--r-- 0\/0 +8388608 .* sparse$/m);
 
       const listing = sh('tar', ['-tvf', archive]).stdout;
       expect(listing).toMatch(/^h\S+ 0\/0 +0 .* bin\/tool-hardlink link to bin\/tool$/m);
