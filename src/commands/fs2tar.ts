@@ -14,12 +14,13 @@ POSIX (pax) tar archive, as GNU tar --format=posix --xattrs --acls
 --numeric-owner would of the mounted filesystem; the image is only read.
 Names are relative ("etc/passwd"), the root directory is the entry "./"
 (so extracting it restores the root's owner, mode and times). Owners are
-numeric; modification and access times keep their nanoseconds; extended attributes keep their
-exact bytes (SCHILY.xattr.*), ACLs are also written as GNU tar's
-SCHILY.acl.* text; hard links become links to the first name archived;
-files with holes are stored in GNU tar's sparse format (1.0), which GNU
-tar and libarchive extract with the holes. Sockets cannot be archived: they are left out
-with a warning. Extract everything with
+numeric; modification and access times keep their nanoseconds; extended
+attributes keep their exact bytes (SCHILY.xattr.*), ACLs are also
+written as GNU tar's SCHILY.acl.* text; hard links become links to the
+first name archived; files with holes are stored in GNU tar's sparse
+format (1.0), which GNU tar and libarchive extract with the holes.
+Sockets cannot be archived: they are left out with a warning. Extract
+everything with
   tar --xattrs --xattrs-include='*' --acls --numeric-owner -xpf ARCHIVE`;
   static override examples = [
     'lklfs fs2tar -t ext4 -i rootfs.img rootfs.tar',
