@@ -14,9 +14,9 @@ import { lstat, readlink } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
-import { LklfsError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import { kindOf, splitHostDev } from './modes.js';
-import { runSteps, type Step as StepOf, type StepHooks } from './steps.js';
+import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
 export interface CopyInOptions {
@@ -144,12 +144,11 @@ class CopyIn {
     },
   };
 
-  /** An entry is in the way: a directory onto a directory merges, else it goes. */
+  /** An entry is in the way: merged into, or removed (see inTheWay). */
   private async replace(step: Step): Promise<'merged' | 'removed'> {
     const there = kindOf((await this.k.lstat(step.source.kernel)).mode);
-    if (there === 'dir' && kindOf(step.source.stat.mode) === 'dir') return 'merged';
-    if (there === 'dir')
-      throw new LklfsError(`${this.mount.image}: cannot overwrite directory ${this.show(step.source.kernel)} with a non-directory`);
+    const where = `${this.mount.image}:${this.show(step.source.kernel)}`;
+    if (inTheWay(there, kindOf(step.source.stat.mode), where) === 'merge') return 'merged';
     await this.k.unlink(step.source.kernel);
     return 'removed';
   }

@@ -9,11 +9,11 @@
 import { lstat, realpath, stat, unlink } from 'node:fs/promises';
 import { isSystemError, type BatchOp } from '../kernel/binding.js';
 import { describe, type Mount } from '../kernel/kernel.js';
-import { LklfsError, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { CopyTotals } from './copy-in.js';
 import { kindOf, type FileKind } from './modes.js';
 import { children, imagePath, statEntry, type ImageEntry } from './walk-image.js';
-import { runSteps, type Step as StepOf, type StepHooks } from './steps.js';
+import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
 export interface CopyOutOptions {
@@ -195,9 +195,8 @@ class CopyOut {
       return true;
     },
     replace: async (step) => {
-      const there = await hostKind(step.source.dst, false);
-      if (there === 'dir' && kindOf(step.source.e.stat.mode) === 'dir') return 'merged';
-      if (there === 'dir') throw new LklfsError(`cannot overwrite directory ${step.source.dst.toString()} with a non-directory`);
+      const there = (await hostKind(step.source.dst, false)) as FileKind;
+      if (inTheWay(there, kindOf(step.source.e.stat.mode), step.source.dst.toString()) === 'merge') return 'merged';
       await unlink(step.source.dst);
       return 'removed';
     },

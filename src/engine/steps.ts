@@ -7,6 +7,8 @@
  */
 import { getSystemErrorName } from 'node:util';
 import { errnoError, type BatchOp, type Binding } from '../kernel/binding.js';
+import { LklfsError } from '../errors.js';
+import type { FileKind } from './modes.js';
 import type { MetadataWarnings } from './warnings.js';
 
 export interface Step<S> {
@@ -85,4 +87,16 @@ export async function runSteps<S>(
     }
     steps = steps.slice((await hooks.replace(step)) === 'merged' ? last + 1 : last);
   }
+}
+
+/**
+ * What to do about an entry already where a copy goes, as cp -a decides:
+ * a directory onto a directory merges, any other non-directory is
+ * replaced; a directory and a non-directory never replace each other.
+ */
+export function inTheWay(there: FileKind, coming: FileKind, where: string): 'merge' | 'remove' {
+  if (there === 'dir' && coming === 'dir') return 'merge';
+  if (there === 'dir') throw new LklfsError(`cannot overwrite directory ${where} with a non-directory`);
+  if (coming === 'dir') throw new LklfsError(`cannot overwrite non-directory ${where} with a directory`);
+  return 'remove';
 }

@@ -163,6 +163,33 @@ describe('cptofs', () => {
       expect(statSync(img).mtimeMs).toBe(mtime);
     }));
 
+  test('what is in the way: files replaced, directories merged, a directory and a file never swapped', () =>
+    inScratch('cptofs-in-the-way', (dir) => {
+      const img = image(dir, 'ext4', 64, ['mkfs.ext4', '-q', '-F']);
+      const a = join(dir, 'a');
+      mkdirSync(join(a, 'etc'), { recursive: true });
+      writeFileSync(join(a, 'etc/motd'), 'first\n');
+      writeFileSync(join(a, 'file'), 'a file\n');
+      expectOk(lklfs(['cptofs', '-i', img, `${a}/.`, '/']));
+      const b = join(dir, 'b');
+      mkdirSync(join(b, 'etc'), { recursive: true });
+      writeFileSync(join(b, 'etc/motd'), 'second\n');
+      writeFileSync(join(b, 'etc/issue'), 'new\n');
+      expectOk(lklfs(['cptofs', '-i', img, `${b}/.`, '/']));
+      expect(lklfs(['cat', '-i', img, '/etc/motd', '/etc/issue', '/file']).stdout.toString()).toBe('second\nnew\na file\n');
+
+      const dirOverFile = lklfs(['cptofs', '-i', img, join(a, 'etc'), '/file']);
+      expect(dirOverFile.status).toBe(1);
+      expect(dirOverFile.stderr).toBe(`lklfs cptofs: cannot overwrite non-directory ${img}:/file with a directory\n`);
+      const c = join(dir, 'c');
+      mkdirSync(c);
+      writeFileSync(join(c, 'etc'), 'a file named etc\n');
+      const fileOverDir = lklfs(['cptofs', '-i', img, join(c, 'etc'), '/']);
+      expect(fileOverDir.status).toBe(1);
+      expect(fileOverDir.stderr).toBe(`lklfs cptofs: cannot overwrite directory ${img}:/etc with a non-directory\n`);
+      sh('e2fsck', ['-fn', img]);
+    }));
+
   test('a filesystem the kernel only mounts read-only is refused before any copying', () =>
     inScratch('cptofs-squashfs', (dir) => {
       const img = join(dir, 'fs.squashfs');
