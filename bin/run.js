@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 // The lklfs command line (oclif): commands are built into dist/ by npm run build.
 import { execute } from '@oclif/core';
+import { fileURLToPath } from 'node:url';
 
-await execute({ dir: import.meta.url });
+// No user-installed oclif plugins: lklfs has none, and looking for them
+// reads (and warns about) a file under $HOME on every run.
+await execute({ loadOptions: { root: fileURLToPath(new URL('..', import.meta.url)), userPlugins: false } });
