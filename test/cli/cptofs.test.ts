@@ -3,7 +3,8 @@
  * and, for ext4, by debugfs reading every entry's metadata back.
  */
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, lchownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
 import { expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
@@ -188,6 +189,32 @@ describe('cptofs', () => {
       expect(fileOverDir.status).toBe(1);
       expect(fileOverDir.stderr).toBe(`lklfs cptofs: cannot overwrite directory ${img}:/etc with a non-directory\n`);
       sh('e2fsck', ['-fn', img]);
+    }));
+
+  // The main use: a root-owned image built in CI by a user who is not root.
+  const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+  const canDropRoot =
+    isRoot && haveTool('setpriv') && spawnSync('setpriv', [...nobody, 'test', '-r', join(repoRoot, 'bin/run.js')]).status === 0;
+  (canDropRoot ? test : test.skip)('as a normal user: --owner 0 --group 0 builds a root-owned image', () =>
+    inScratch('cptofs-nobody', (dir) => {
+      chmodSync(dir, 0o755);
+      const src = join(dir, 'src');
+      mkdirSync(join(src, 'etc'), { recursive: true });
+      writeFileSync(join(src, 'etc/hostname'), 'ci\n');
+      chmodSync(join(src, 'etc/hostname'), 0o600);
+      const img = image(dir, 'ext4', 64, ['mkfs.ext4', '-q', '-F']);
+      for (const p of [src, join(src, 'etc'), join(src, 'etc/hostname'), img]) lchownSync(p, 65534, 65534);
+      const r = spawnSync(
+        'setpriv',
+        [...nobody, process.execPath, join(repoRoot, 'bin/run.js'), 'cptofs', '-i', img, '--owner', '0', '--group', '0', `${src}/.`, '/'],
+        { encoding: 'utf8', env: { ...process.env, HOME: dir } },
+      );
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      sh('e2fsck', ['-fn', img]);
+      const st = sh('debugfs', ['-R', 'stat /etc/hostname', img]).stdout;
+      expect(st).toMatch(/User:\s+0\s+Group:\s+0/);
+      expect(st).toMatch(/Mode:\s+0600/);
     }));
 
   test('a filesystem the kernel only mounts read-only is refused before any copying', () =>
