@@ -144,11 +144,10 @@ export class Kernel {
       }
     } catch (e) {
       const what = partition ? `partition ${partition} of ${image}` : image;
-      throw new LklfsError(
-        `cannot mount ${what} as ${opts.fsType}: ${describe(e)}${logTail(this.native)}`,
-        1,
-        { cause: e },
-      );
+      const why = logTail(this.native);
+      // Detached again: the image is closed, its lock let go.
+      await this.native.removeDisk(disk).catch(() => undefined);
+      throw new LklfsError(`cannot mount ${what} as ${opts.fsType}: ${describe(e)}${why}`, 1, { cause: e });
     }
     const m = new Mount(this, image, disk, partition, root, opts.readOnly, unreplayed);
     this.mounts.add(m);
