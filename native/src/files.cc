@@ -72,7 +72,8 @@ Napi::Object Constants(Napi::Env env) {
       {"O_RDONLY", LKL_O_RDONLY},     {"O_WRONLY", LKL_O_WRONLY}, {"O_RDWR", LKL_O_RDWR},
       {"O_CREAT", LKL_O_CREAT},       {"O_EXCL", LKL_O_EXCL},     {"O_TRUNC", LKL_O_TRUNC},
       {"O_APPEND", LKL_O_APPEND},     {"O_DIRECTORY", LKL_O_DIRECTORY},
-      {"O_NOFOLLOW", LKL_O_NOFOLLOW}, {"S_IFMT", LKL_S_IFMT},     {"S_IFREG", LKL_S_IFREG},
+      {"O_NOFOLLOW", LKL_O_NOFOLLOW}, {"O_NONBLOCK", LKL_O_NONBLOCK}, {"S_IFMT", LKL_S_IFMT},
+      {"S_IFREG", LKL_S_IFREG},
       {"S_IFDIR", LKL_S_IFDIR},       {"S_IFLNK", LKL_S_IFLNK},   {"S_IFCHR", LKL_S_IFCHR},
       {"S_IFBLK", LKL_S_IFBLK},       {"S_IFIFO", LKL_S_IFIFO},   {"S_IFSOCK", LKL_S_IFSOCK},
   };

@@ -16,20 +16,31 @@ export default class Cat extends ImageCommand {
     const { argv, flags } = await this.parse(Cat);
     await this.withImage(flags, { readOnly: true }, async ({ mount, signal }) => {
       const k = mount.kernel.native;
-      const buf = Buffer.allocUnsafe(1 << 20);
+      const chunk = 1 << 20;
       for (const file of argv as string[]) {
         const path = mount.path(imagePath(file));
         try {
-          const fd = await k.open(path, k.constants.O_RDONLY, 0);
+          // Non-blocking: a fifo in the image would wait for a writer forever.
+          const fd = await k.open(path, k.constants.O_RDONLY | k.constants.O_NONBLOCK, 0);
+          // The next piece is read while the last is written out; a new
+          // buffer each time, as stdout may still hold the last one.
+          const readAt = (at: number) => {
+            const buf = Buffer.allocUnsafe(chunk);
+            return k.read(fd, buf, 0, chunk, at).then((n) => buf.subarray(0, n));
+          };
+          let next = readAt(0);
           try {
-            for (;;) {
+            for (let at = 0; ; ) {
               if (signal.aborted) throw signal.reason;
-              const n = await k.read(fd, buf, 0, buf.length, -1);
-              if (n === 0) break;
-              // A copy: the next read reuses buf while stdout may still hold it.
-              await writeOut(Buffer.from(buf.subarray(0, n)));
+              const piece = await next;
+              if (piece.length === 0) break;
+              at += piece.length;
+              next = readAt(at);
+              await writeOut(piece);
             }
           } finally {
+            // A read still in flight must end before its descriptor is closed.
+            await next.catch(() => undefined);
             await k.close(fd);
           }
         } catch (e) {

@@ -153,6 +153,7 @@ export interface Binding {
     | 'O_APPEND'
     | 'O_DIRECTORY'
     | 'O_NOFOLLOW'
+    | 'O_NONBLOCK'
     | 'S_IFMT'
     | 'S_IFREG'
     | 'S_IFDIR'

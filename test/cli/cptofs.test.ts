@@ -153,13 +153,18 @@ describe('cptofs', () => {
       mkdirSync(src);
       writeFileSync(join(src, 'file'), 'content\n');
       const img = image(dir, 'ext4', 64, ['mkfs.ext4', '-q', '-F']);
-      expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/file`, '/']));
+      sh('mkfifo', [join(src, 'fifo')]);
+      expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/file`, `${src}/fifo`, '/']));
       const before = sha256(img);
       const mtime = statSync(img).mtimeMs;
       expectOk(lklfs(['ls', '-t', 'ext4', '-i', img, '-R', '-l', '/']));
       const cat = lklfs(['cat', '-t', 'ext4', '-i', img, '/file']);
       expectOk(cat);
       expect(cat.stdout.toString()).toBe('content\n');
+      // A fifo has no writer in there: an error, not a wait.
+      const fifo = lklfs(['cat', '-i', img, '/fifo']);
+      expect(fifo.status).toBe(1);
+      expect(fifo.stderr).toMatch(/read .*ext4\.img:\/fifo: ESPIPE/);
       expect(sha256(img)).toBe(before);
       expect(statSync(img).mtimeMs).toBe(mtime);
     }));
