@@ -9,7 +9,12 @@
 
 #include "kernel_api.h"
 
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "args.h"
@@ -46,36 +51,163 @@ const Side kKernel = {
     [](int fd, int64_t len) { return lkl_sys_ftruncate(fd, len); },
 };
 
-// Copies size bytes, data extents only; *failure names the side that failed.
-long CopyData(const Side &src, int in, const Side &dst, int out, int64_t size, Failure *failure,
-              const std::string &src_path, const std::string &dst_path) {
-  thread_local std::vector<char> buf(kChunk);
-  auto fail = [&](long err, const char *call, const std::string &path) {
-    failure->syscall = call;
-    failure->path = path;
-    return err;
-  };
+// A piece of the data to copy: [off, off + len), at most kChunk long.
+struct Piece {
+  int64_t off;
+  size_t len;
+};
+
+// The data extents of the first size bytes of in, cut into pieces; holes
+// are left out (SEEK_DATA/SEEK_HOLE; where they are unknown, all is data).
+std::vector<Piece> Pieces(const Side &src, int in, int64_t size) {
+  std::vector<Piece> pieces;
   for (int64_t off = 0; off < size;) {
     long data = src.seek(in, off, SEEK_DATA);
     if (data == -ENXIO) break;  // only a hole is left
     long hole = data < 0 ? size : src.seek(in, data, SEEK_HOLE);
-    if (data < 0) data = off;  // no SEEK_DATA here: all of it is data
+    if (data < 0) data = off;
     if (hole < 0 || hole > size) hole = size;
-    for (off = data; off < hole;) {
-      size_t want = std::min<int64_t>(kChunk, hole - off);
-      long n = src.pread(in, buf.data(), want, off);
-      if (n < 0) return fail(n, "read", src_path);
-      if (n == 0) return fail(-EIO, "read", src_path);  // shrank while we copied
-      for (long put = 0; put < n;) {
-        long w = dst.pwrite(out, buf.data() + put, n - put, off + put);
-        if (w < 0) return fail(w, "write", dst_path);
-        put += w;
+    for (off = data; off < hole; off += pieces.back().len)
+      pieces.push_back({off, static_cast<size_t>(std::min<int64_t>(kChunk, hole - off))});
+  }
+  return pieces;
+}
+
+// A whole piece in or out: 0 or a negative errno (-EIO: the file shrank).
+long ReadPiece(const Side &src, int in, char *buf, const Piece &p) {
+  for (size_t got = 0; got < p.len;) {
+    long n = src.pread(in, buf + got, p.len - got, p.off + got);
+    if (n <= 0) return n < 0 ? n : -EIO;
+    got += n;
+  }
+  return 0;
+}
+
+long WritePiece(const Side &dst, int out, const char *buf, const Piece &p) {
+  for (size_t put = 0; put < p.len;) {
+    long n = dst.pwrite(out, buf + put, p.len - put, p.off + put);
+    if (n < 0) return n;
+    put += n;
+  }
+  return 0;
+}
+
+// Big copies overlap their two halves: the host's reads or writes run on
+// a thread of their own while the kernel does its half (on this thread,
+// the kernel task that runs the job), a few pieces apart.
+constexpr int64_t kPipelineMin = 8 << 20;
+constexpr int kBuffers = 4;
+
+class Pipeline {
+ public:
+  Pipeline(const Side &src, int in, const Side &dst, int out, const std::vector<Piece> &pieces)
+      : src_(src), dst_(dst), in_(in), out_(out), pieces_(pieces), bufs_(kBuffers) {
+    for (int i = 0; i < kBuffers; i++) {
+      bufs_[i].resize(kChunk);
+      free_.push_back(i);
+    }
+  }
+
+  // Runs both halves; a failure's errno, its side in *read_failed.
+  long Run(bool host_reads, bool *read_failed) {
+    std::thread helper([this, host_reads] { host_reads ? Produce() : Consume(); });
+    host_reads ? Consume() : Produce();
+    helper.join();
+    *read_failed = read_failed_;
+    return err_;
+  }
+
+ private:
+  void Produce() {
+    for (size_t i = 0; i < pieces_.size(); i++) {
+      int b;
+      {
+        std::unique_lock<std::mutex> hold(lock_);
+        moved_.wait(hold, [this] { return err_ || !free_.empty(); });
+        if (err_) break;
+        b = free_.front();
+        free_.pop_front();
       }
-      off += n;
+      long ret = ReadPiece(src_, in_, bufs_[b].data(), pieces_[i]);
+      std::lock_guard<std::mutex> hold(lock_);
+      if (ret < 0) {
+        Fail(ret, true);
+        break;
+      }
+      filled_.push_back({i, b});
+      moved_.notify_all();
+    }
+    std::lock_guard<std::mutex> hold(lock_);
+    reading_ = false;
+    moved_.notify_all();
+  }
+
+  void Consume() {
+    for (;;) {
+      std::pair<size_t, int> next;
+      {
+        std::unique_lock<std::mutex> hold(lock_);
+        moved_.wait(hold, [this] { return err_ || !filled_.empty() || !reading_; });
+        if (err_ || filled_.empty()) return;
+        next = filled_.front();
+        filled_.pop_front();
+      }
+      long ret = WritePiece(dst_, out_, bufs_[next.second].data(), pieces_[next.first]);
+      std::lock_guard<std::mutex> hold(lock_);
+      if (ret < 0) return Fail(ret, false);
+      free_.push_back(next.second);
+      moved_.notify_all();
+    }
+  }
+
+  // Under lock_: the first failure stops both halves.
+  void Fail(long err, bool reading) {
+    if (!err_) {
+      err_ = err;
+      read_failed_ = reading;
+    }
+    moved_.notify_all();
+  }
+
+  const Side &src_, &dst_;
+  int in_, out_;
+  const std::vector<Piece> &pieces_;
+  std::vector<std::vector<char>> bufs_;
+  std::mutex lock_;
+  std::condition_variable moved_;
+  std::deque<int> free_;
+  std::deque<std::pair<size_t, int>> filled_;  // piece, buffer
+  bool reading_ = true;
+  long err_ = 0;
+  bool read_failed_ = false;
+};
+
+// Copies size bytes, data extents only; *failure names the side that failed.
+long CopyData(const Side &src, int in, const Side &dst, int out, int64_t size, Failure *failure,
+              const std::string &src_path, const std::string &dst_path) {
+  auto fail = [&](long err, bool reading) {
+    *failure = reading ? Failure{"read", src_path} : Failure{"write", dst_path};
+    return err;
+  };
+  std::vector<Piece> pieces = Pieces(src, in, size);
+  int64_t data = 0;
+  for (const Piece &p : pieces) data += p.len;
+  if (data >= kPipelineMin) {
+    bool read_failed;
+    long err = Pipeline(src, in, dst, out, pieces).Run(&src == &kHost, &read_failed);
+    if (err < 0) return fail(err, read_failed);
+  } else {
+    thread_local std::vector<char> buf(kChunk);
+    for (const Piece &p : pieces) {
+      long ret = ReadPiece(src, in, buf.data(), p);
+      if (ret < 0) return fail(ret, true);
+      ret = WritePiece(dst, out, buf.data(), p);
+      if (ret < 0) return fail(ret, false);
     }
   }
   long ret = dst.truncate(out, size);  // a trailing hole sets the size
-  return ret < 0 ? fail(ret, "ftruncate", dst_path) : 0;
+  if (ret < 0) *failure = {"ftruncate", dst_path};
+  return ret < 0 ? ret : 0;
 }
 
 }  // namespace

@@ -187,3 +187,39 @@ test('a kernel panic ends the process with status 70 and the kernel’s last wor
     expect(r.stdout).toBe('');
     expect(r.stderr).toMatch(/lklfs: the kernel panicked; its last messages:\n[\s\S]*is too small, the kernel needs at least 16M/);
   }));
+
+test('big copies (both halves overlapped) keep bytes and holes, and name the side that failed', () =>
+  inScratch('binding-bigcopy', (dir) => {
+    // 24 MiB of data in three runs between holes, 64 MiB in all.
+    const src = join(dir, 'big');
+    sh('truncate', ['-s', '64M', src]);
+    for (const at of [0, 20, 50])
+      sh('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', 'count=8', `seek=${at}`, 'conv=notrunc', 'status=none']);
+    const back = join(dir, 'back');
+    const r = runScript(
+      dir,
+      `
+      const k = await Kernel.boot({ memMiB: 64 });
+      const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+      const b = binding();
+      out(await b.copyIn(${JSON.stringify(src)}, m.path('/big'), 0o600));
+      const st = await b.lstat(m.path('/big'));
+      out(st.blocks * 512);
+      out(await b.copyOut(m.path('/big'), ${JSON.stringify(back)}, 0o600));
+      // Too big for what is left of the image: the write side fails.
+      await b.copyIn(${JSON.stringify(src)}, m.path('/again'), 0o600).catch(() => {});
+      const e = await b.copyIn(${JSON.stringify(src)}, m.path('/third'), 0o600).then(() => null, (e) => ({ code: e.code, syscall: e.syscall, path: e.path }));
+      out(e);
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    const [copied, allocated, copiedOut, failure] = r.json;
+    expect(copied).toBe(64 << 20);
+    expect(allocated).toBeLessThan(26 << 20);
+    expect(copiedOut).toBe(64 << 20);
+    expect(sh('cmp', [src, back]).status).toBe(0);
+    expect(Number(sh('stat', ['-c', '%b', back]).stdout) * 512).toBeLessThan(26 << 20);
+    expect(failure).toEqual({ code: 'ENOSPC', syscall: 'write', path: '/mnt/lkl0p0/third' });
+    sh('e2fsck', ['-fn', r.img]);
+  }));
