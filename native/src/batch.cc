@@ -182,7 +182,7 @@ Napi::Value Batch(const Napi::CallbackInfo &info) {
       [=]() -> long {
         for (const Op &op : *ops) {
           Failure where;
-          long ret = Run(op, &where);
+          long ret = Cancelled() ? -LKL_ECANCELED : Run(op, &where);
           results->push_back(ret);
           bool owner = op.code == Code::Lchown || op.code == Code::HostLchown;
           bool tolerated = op.tolerant && (ret == -LKL_EPERM || ret == -LKL_EOPNOTSUPP || (owner && ret == -LKL_EINVAL));

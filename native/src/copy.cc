@@ -10,6 +10,7 @@
 #include "kernel_api.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <deque>
@@ -26,6 +27,8 @@ namespace lklfs {
 namespace {
 
 constexpr size_t kChunk = 1 << 20;
+
+std::atomic<bool> cancelled;
 
 // One side of a copy; every call returns a result >= 0 or a negative errno.
 struct Side {
@@ -128,7 +131,7 @@ class Pipeline {
         b = free_.front();
         free_.pop_front();
       }
-      long ret = ReadPiece(src_, in_, bufs_[b].data(), pieces_[i]);
+      long ret = cancelled ? -ECANCELED : ReadPiece(src_, in_, bufs_[b].data(), pieces_[i]);
       std::lock_guard<std::mutex> hold(lock_);
       if (ret < 0) {
         Fail(ret, true);
@@ -199,7 +202,7 @@ long CopyData(const Side &src, int in, const Side &dst, int out, int64_t size, F
   } else {
     thread_local std::vector<char> buf(kChunk);
     for (const Piece &p : pieces) {
-      long ret = ReadPiece(src, in, buf.data(), p);
+      long ret = cancelled ? -ECANCELED : ReadPiece(src, in, buf.data(), p);
       if (ret < 0) return fail(ret, true);
       ret = WritePiece(dst, out, buf.data(), p);
       if (ret < 0) return fail(ret, false);
@@ -211,6 +214,8 @@ long CopyData(const Side &src, int in, const Side &dst, int out, int64_t size, F
 }
 
 }  // namespace
+
+bool Cancelled() { return cancelled; }
 
 long CopyFileIn(const std::string &host, const std::string &path, long mode, Failure *failure) {
   int in = open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -278,7 +283,14 @@ Napi::Value CopyOut(const Napi::CallbackInfo &info) {
 
 }  // namespace
 
+// cancel(): what is in flight stops at its next piece (see copy.h).
+Napi::Value Cancel(const Napi::CallbackInfo &info) {
+  cancelled = true;
+  return info.Env().Undefined();
+}
+
 void RegisterCopy(Napi::Env env, Napi::Object exports) {
+  exports.Set("cancel", Napi::Function::New(env, Cancel, "cancel"));
   exports.Set("copyIn", Napi::Function::New(env, CopyIn, "copyIn"));
   exports.Set("copyOut", Napi::Function::New(env, CopyOut, "copyOut"));
 }

@@ -8,6 +8,10 @@
 
 namespace lklfs {
 
+// After cancel() (an interrupted job), copies and batches stop at their
+// next piece or op with -ECANCELED; what is half copied stays as it is.
+bool Cancelled();
+
 // Host file -> new kernel file (O_EXCL), holes kept: bytes or -errno.
 long CopyFileIn(const std::string &host, const std::string &path, long mode, Failure *failure);
 // Kernel file -> new host file (O_EXCL), holes kept: bytes or -errno.

@@ -65,10 +65,14 @@ export abstract class ImageCommand extends Command {
     job: (kernel: Kernel, signal: AbortSignal) => Promise<T>,
   ): Promise<T> {
     const abort = new AbortController();
-    const onSignal = (sig: NodeJS.Signals) => abort.abort(new Interrupted(sig));
+    let kernel: Kernel | undefined;
+    const onSignal = (sig: NodeJS.Signals) => {
+      abort.abort(new Interrupted(sig));
+      // A big file in the middle of its copy stops too, not only the walk.
+      kernel?.native.cancel();
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    let kernel: Kernel | undefined;
     try {
       kernel = await Kernel.boot(boot);
       const result = await job(kernel, abort.signal);
@@ -77,7 +81,8 @@ export abstract class ImageCommand extends Command {
     } catch (e) {
       // Unmounting on the way out is what keeps the image consistent.
       await kernel?.halt().catch(() => undefined);
-      throw abort.signal.aborted && !(e instanceof LklfsError) ? abort.signal.reason : e;
+      // Interrupted, what failed is the interruption (ECANCELED and all).
+      throw abort.signal.aborted ? abort.signal.reason : e;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

@@ -165,6 +165,11 @@ export interface Binding {
     number
   >;
 
+  /**
+   * Makes what is in flight stop soon: copies at their next 1 MiB piece,
+   * batches at their next op, with ECANCELED. For an interrupted job.
+   */
+  cancel(): void;
   /** A host file's whole content into a new kernel file; holes kept. */
   copyIn(hostPath: KPath, path: KPath, mode: number): Promise<number>;
   /** A kernel file's whole content into a new host file; holes kept. */

@@ -223,3 +223,27 @@ test('big copies (both halves overlapped) keep bytes and holes, and name the sid
     expect(failure).toEqual({ code: 'ENOSPC', syscall: 'write', path: '/mnt/lkl0p0/third' });
     sh('e2fsck', ['-fn', r.img]);
   }));
+
+test('cancel(): a copy in flight and the batches after it stop with ECANCELED', () =>
+  inScratch('binding-cancel', (dir) => {
+    const src = join(dir, 'data');
+    sh('dd', ['if=/dev/urandom', `of=${src}`, 'bs=1M', 'count=16', 'status=none']);
+    const r = runScript(
+      dir,
+      `
+      const k = await Kernel.boot({ memMiB: 64 });
+      const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+      const b = binding();
+      out(await b.copyIn(${JSON.stringify(src)}, m.path('/before'), 0o600));
+      const copy = b.copyIn(${JSON.stringify(src)}, m.path('/during'), 0o600);
+      b.cancel();
+      out(await copy.then(() => null, (e) => e.code));
+      out((await b.lstat(m.path('/during'))).size < 16 << 20);
+      out(await b.batch([['mkdir', false, m.path('/after'), 0o755]]));
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.json).toEqual([16 << 20, 'ECANCELED', true, { results: [-125] }]);
+    sh('e2fsck', ['-fn', r.img]);
+  }));
