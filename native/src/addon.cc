@@ -1,12 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 // lklfs.node: the Linux kernel library for Node, one kernel per process.
+#include "copy.h"
 #include "exports.h"
 #include "queue.h"
 
 namespace lklfs {
 namespace {
 
+// Whatever was still going is given up (the process is ending): copies
+// and batches stop, calls not yet started are dropped; then what is
+// mounted is unmounted cleanly.
 void AtExit(void *) {
+  CancelAll();
   QueueStop();
   KernelShutdown();
 }

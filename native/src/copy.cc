@@ -216,6 +216,7 @@ long CopyData(const Side &src, int in, const Side &dst, int out, int64_t size, F
 }  // namespace
 
 bool Cancelled() { return cancelled; }
+void CancelAll() { cancelled = true; }
 
 long CopyFileIn(const std::string &host, const std::string &path, long mode, Failure *failure) {
   int in = open(host.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -285,7 +286,7 @@ Napi::Value CopyOut(const Napi::CallbackInfo &info) {
 
 // cancel(): what is in flight stops at its next piece (see copy.h).
 Napi::Value Cancel(const Napi::CallbackInfo &info) {
-  cancelled = true;
+  CancelAll();
   return info.Env().Undefined();
 }
 

@@ -11,6 +11,7 @@ namespace lklfs {
 // After cancel() (an interrupted job), copies and batches stop at their
 // next piece or op with -ECANCELED; what is half copied stays as it is.
 bool Cancelled();
+void CancelAll();
 
 // Host file -> new kernel file (O_EXCL), holes kept: bytes or -errno.
 long CopyFileIn(const std::string &host, const std::string &path, long mode, Failure *failure);

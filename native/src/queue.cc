@@ -93,6 +93,9 @@ void QueueStop() {
   {
     std::lock_guard<std::mutex> hold(queue->lock);
     queue->stopping = true;
+    // Not started: not run. Their promises stay pending; node is exiting.
+    for (Job *job : queue->jobs) delete job;
+    queue->jobs.clear();
   }
   queue->ready.notify_all();
   for (auto &t : queue->threads) t.join();

@@ -33,7 +33,8 @@ Napi::Value Submit(Napi::Env env, const char *syscall, std::string path, Work wo
                    Settle settle = nullptr, std::vector<Napi::Value> keep = {},
                    std::shared_ptr<Failure> failure = nullptr);
 
-// Starts the machinery for this env; Stop() drains and joins the threads.
+// Starts the machinery for this env; QueueStop() drops the calls not yet
+// started and joins the threads (at exit).
 void QueueInit(Napi::Env env);
 void QueueStop();
 
