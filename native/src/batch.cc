@@ -49,7 +49,7 @@ struct Op {
 long Host(int ret) { return ret < 0 ? -errno : ret; }
 
 // Attributes that are no file's own, skipped as cp -a skips them (attr's
-// xattr.conf; src/engine/copy-out.ts skips the same): XFS shows its ACLs
+// xattr.conf; src/engine/xattrs.ts skips the same): XFS shows its ACLs
 // to root a second time as trusted.SGI_ACL_*, and security.evm is a
 // signature only the kernel that made it may write.
 bool NotCopied(const std::string &name) {

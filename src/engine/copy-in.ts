@@ -15,7 +15,7 @@ import { basename } from 'node:path';
 import { isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
-import { kindOf, splitHostDev } from './modes.js';
+import { kindOf, splitHostDev, type FileKind } from './modes.js';
 import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
@@ -52,6 +52,16 @@ interface Source {
 }
 
 type Step = StepOf<Source>;
+
+const KIND_NAMES: Record<FileKind, string> = {
+  file: 'file',
+  dir: 'directory',
+  symlink: 'symlink',
+  char: 'character device',
+  block: 'block device',
+  fifo: 'fifo',
+  socket: 'socket',
+};
 
 const slash = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer) =>
@@ -139,6 +149,14 @@ class CopyIn {
   private readonly hooks: StepHooks<Source> = {
     show: (s) => this.show(s.kernel),
     replace: (step) => this.replace(step),
+    // What the filesystem cannot hold at all (symlinks, device nodes,
+    // fifos or hard links on FAT): left out, one warning per kind.
+    refused: (step) => {
+      const kind = step.op[0] === 'link' ? 'hard link' : KIND_NAMES[kindOf(step.source.stat.mode)];
+      if (step.op[0] === 'mkdir' || step.op[0] === 'copyIn') return false;
+      this.warnings.add(kind, this.show(step.source.kernel), 'EPERM');
+      return true;
+    },
     done: (step, ret) => {
       if (step.op[0] === 'copyIn') this.totals.bytes += ret;
     },

@@ -15,6 +15,7 @@ import { kindOf, type FileKind } from './modes.js';
 import { children, imagePath, statEntry, type ImageEntry } from './walk-image.js';
 import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
+import { fileOwn } from './xattrs.js';
 
 export interface CopyOutOptions {
   /** Owner and group for everything copied, instead of the image's. */
@@ -30,13 +31,6 @@ export interface CopyOutOptions {
 
 const SLASH = 0x2f;
 
-/**
- * Attributes that are no file's own (what cp -a skips, after attr's
- * xattr.conf): XFS shows its ACLs to root as trusted.SGI_ACL_* besides
- * system.posix_acl_* (copied, they would be a second, stray ACL), and
- * security.evm is a signature only the kernel that made it may write.
- */
-const NOT_COPIED = /^(trusted\.SGI_|xfsroot\.|security\.evm$)/;
 
 /** Entries not copied at all, by kind, and why. */
 const SKIPPED: Partial<Record<FileKind, { noun: string; why: string }>> = {
@@ -172,7 +166,7 @@ class CopyOut {
    * privileges: left out silently, as cp -a does.
    */
   private wanted(name: string): boolean {
-    if (NOT_COPIED.test(name)) return false;
+    if (!fileOwn(name)) return false;
     return this.root || name.startsWith('user.') || name.startsWith('system.posix_acl_');
   }
 

@@ -17,6 +17,7 @@ import { LklfsError } from '../errors.js';
 import { kindOf, type FileKind } from './modes.js';
 import { paxBody, paxRecord, paxTime, xattrKey } from './pax.js';
 import { aclText } from './posix-acl.js';
+import { fileOwn } from './xattrs.js';
 import { walk, type ImageEntry } from './walk-image.js';
 
 /** File data is read from the kernel in pieces of this size. */
@@ -120,7 +121,7 @@ function ustarTime(ns: bigint): Date {
 function xattrRecords(e: ImageEntry): Buffer[] {
   const acls: Buffer[] = [];
   const raw: Buffer[] = [];
-  for (const x of e.xattrs ?? []) {
+  for (const x of (e.xattrs ?? []).filter((a) => fileOwn(a.name))) {
     const which = /^system\.posix_acl_(access|default)$/.exec(x.name)?.[1];
     const text = which ? aclText(x.value) : undefined;
     if (text !== undefined) acls.push(paxRecord(`SCHILY.acl.${which}`, text));
