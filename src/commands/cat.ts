@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
-import { imagePath } from '../engine/walk-image.js';
+import { resolve } from '../engine/walk-image.js';
 import { isSystemError } from '../kernel/binding.js';
 
 export default class Cat extends ImageCommand {
@@ -18,7 +18,7 @@ export default class Cat extends ImageCommand {
       const k = mount.kernel.native;
       const chunk = 1 << 20;
       for (const file of argv as string[]) {
-        const path = mount.path(imagePath(file));
+        const path = mount.path(await resolve(mount, file, true));
         try {
           // Non-blocking: a fifo in the image would wait for a writer forever.
           const fd = await k.open(path, k.constants.O_RDONLY | k.constants.O_NONBLOCK, 0);

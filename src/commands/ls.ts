@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { kindOf, modeString } from '../engine/modes.js';
-import { below, children, imagePath, statEntry, type ImageEntry } from '../engine/walk-image.js';
+import { below, children, resolve, statEntry, type ImageEntry } from '../engine/walk-image.js';
 
 export default class Ls extends ImageCommand {
   static override summary = 'List directories in a filesystem image';
@@ -26,7 +26,8 @@ below PATH is printed with its full path, one per line, like find.`;
       const line = (e: ImageEntry, name: Buffer) => writeOut(Buffer.concat([flags.long ? longPrefix(e) : Buffer.alloc(0), name, linkSuffix(e, flags.long), Buffer.from('\n')]));
       for (const p of paths) {
         try {
-          const top = await statEntry(mount, imagePath(p));
+          // A symlink given is listed as itself with -l, else followed (as ls does).
+          const top = await statEntry(mount, await resolve(mount, p, !flags.long));
           if (kindOf(top.stat.mode) !== 'dir') {
             await line(top, top.path);
             continue;

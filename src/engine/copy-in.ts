@@ -16,6 +16,7 @@ import { isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
 import { kindOf, splitHostDev, type FileKind } from './modes.js';
+import { resolve } from './walk-image.js';
 import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
@@ -199,7 +200,9 @@ export async function copyIn(
   opts: CopyInOptions = {},
 ): Promise<{ totals: CopyTotals; warnings: string[] }> {
   const k = mount.kernel.native;
-  const destPath = mount.path(dest);
+  // A destination that is (or goes through) a symlink to a directory in the
+  // image, as /lib -> usr/lib, is that directory: cp -a copies into it too.
+  const destPath = mount.path(await resolve(mount, dest, true).catch((e: unknown) => Promise.reject(mount.explain(e))));
   let destIsDir = false;
   try {
     destIsDir = kindOf((await k.lstat(destPath)).mode) === 'dir';

@@ -12,7 +12,7 @@ import { describe, type Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
 import type { CopyTotals } from './copy-in.js';
 import { kindOf, type FileKind } from './modes.js';
-import { children, imagePath, statEntry, type ImageEntry } from './walk-image.js';
+import { children, resolve, statEntry, type ImageEntry } from './walk-image.js';
 import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 import { fileOwn } from './xattrs.js';
@@ -241,7 +241,13 @@ export async function copyOut(
   if (destKind === 'dir' && (await lstat(destPath)).isSymbolicLink()) destPath = await realpath(destPath, { encoding: 'buffer' });
 
   for (const source of sources) {
-    const path = imagePath(source);
+    let path: Buffer;
+    try {
+      // Symlinks on the way are followed inside the image; the last is copied as itself.
+      path = await resolve(mount, source, false);
+    } catch (e) {
+      throw mount.explain(e);
+    }
     let top: ImageEntry;
     try {
       top = await statEntry(mount, path, { xattrs: opts.xattrs !== false });

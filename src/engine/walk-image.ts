@@ -3,7 +3,7 @@
  * entries in the order of their names' bytes (so archives and listings
  * come out the same every time), one trip to the kernel per directory.
  */
-import type { DirEntry, KStat, Xattr } from '../kernel/binding.js';
+import { errnoError, isSystemError, type DirEntry, type KStat, type Xattr } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { kindOf } from './modes.js';
 
@@ -31,13 +31,46 @@ function child(dir: Buffer, name: Buffer): Buffer {
   return dir.length === 1 ? Buffer.concat([dir, name]) : Buffer.concat([dir, Buffer.from('/'), name]);
 }
 
-/** Normalises an image path: "/" first, no trailing or doubled slashes. */
-export function imagePath(p: string | Buffer): Buffer {
-  const parts = Buffer.from(p)
-    .toString('latin1')
-    .split('/')
-    .filter((s) => s && s !== '.');
-  return Buffer.from(`/${parts.join('/')}`, 'latin1');
+/** Symlinks followed in one path at the most, as the kernel allows. */
+const MAX_LINKS = 40;
+
+/**
+ * A path given by the user, with the symlinks in it followed as if the
+ * image were the root of the filesystem (chroot): an absolute target such
+ * as /etc/localtime -> /usr/share/zoneinfo/UTC starts again at the image's
+ * root, not at the kernel's (the image is mounted under /mnt), and ".."
+ * stops at the root. The last component is followed only with followLast;
+ * a path that goes where nothing is comes back with its rest unresolved,
+ * for the caller's own error (or, for a destination, to be created).
+ */
+export async function resolve(mount: Mount, path: string | Buffer, followLast: boolean): Promise<Buffer> {
+  const split = (p: Buffer) => p.toString('latin1').split('/').filter((c) => c && c !== '.');
+  const todo = split(Buffer.from(path));
+  const done: string[] = [];
+  const here = () => Buffer.from(`/${done.join('/')}`, 'latin1');
+  for (let links = 0; todo.length; ) {
+    const name = todo.shift() as string;
+    if (name === '..') {
+      done.pop();
+      continue;
+    }
+    done.push(name);
+    if (!todo.length && !followLast) break;
+    let target: Buffer;
+    try {
+      const st = await mount.kernel.native.lstat(mount.path(here()));
+      if (kindOf(st.mode) !== 'symlink') continue;
+      target = await mount.kernel.native.readlink(mount.path(here()));
+    } catch (e) {
+      if (isSystemError(e) && (e.code === 'ENOENT' || e.code === 'ENOTDIR')) break;
+      throw e;
+    }
+    if (++links > MAX_LINKS) throw errnoError(-40 /* ELOOP */, 'resolve', mount.path(path).toString());
+    done.pop();
+    if (target[0] === 0x2f) done.length = 0;
+    todo.unshift(...split(target));
+  }
+  return Buffer.concat([here(), todo.length ? Buffer.from(`/${todo.join('/')}`, 'latin1') : Buffer.alloc(0)]);
 }
 
 /** The entry for one path in the image (lstat, link target, xattrs). */

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { haveTool, inScratch, repoRoot, run as runC, sh } from '../kernel/harness.js';
 import { partitionOffset, probeFsType } from '../../src/engine/probe.js';
@@ -143,5 +143,46 @@ describe('an image in use by another process', () => {
         expect(r.stderr).toMatch(/is in use: another process has it open for writing/);
       });
       expectOk(lklfs(['cptofs', '-i', img, join(repoRoot, 'README.md'), '/']));
+    }));
+});
+
+describe('paths given on the command line', () => {
+  test('symlinks in them are followed inside the image, absolute ones from its root', () =>
+    inScratch('symlinks', (dir) => {
+      const tree = join(dir, 'tree');
+      sh('mkdir', ['-p', join(tree, 'usr/lib/modules'), join(tree, 'usr/share/zoneinfo'), join(tree, 'etc')]);
+      writeFileSync(join(tree, 'usr/share/zoneinfo/UTC'), 'TZif\n');
+      writeFileSync(join(tree, 'usr/lib/modules/a.ko'), 'module\n');
+      symlinkSync('/usr/share/zoneinfo/UTC', join(tree, 'etc/localtime'));
+      symlinkSync('/usr/lib', join(tree, 'lib'));
+      symlinkSync('loop2', join(tree, 'loop1'));
+      symlinkSync('loop1', join(tree, 'loop2'));
+      const img = join(dir, 'fs.img');
+      sh('truncate', ['-s', '32M', img]);
+      sh('mkfs.ext4', ['-q', '-F', img]);
+      expectOk(lklfs(['cptofs', '-i', img, `${tree}/.`, '/']));
+
+      expect(lklfs(['cat', '-i', img, '/etc/localtime']).stdout.toString()).toBe('TZif\n');
+      expect(lklfs(['ls', '-i', img, '/lib/modules']).stdout.toString()).toBe('a.ko\n');
+      expect(lklfs(['ls', '-i', img, '/lib']).stdout.toString()).toBe('modules\n');
+      expect(lklfs(['ls', '-l', '-i', img, '/lib']).stdout.toString()).toMatch(/^l.* \/lib -> \/usr\/lib\n$/);
+      // ".." stops at the image's root.
+      expect(lklfs(['cat', '-i', img, '/../../etc/localtime']).stdout.toString()).toBe('TZif\n');
+
+      // A destination through a symlink: the directory it points to.
+      writeFileSync(join(dir, 'b.ko'), 'another\n');
+      expectOk(lklfs(['cptofs', '-i', img, join(dir, 'b.ko'), '/lib/modules']));
+      expect(lklfs(['ls', '-i', img, '/usr/lib/modules']).stdout.toString()).toBe('a.ko\nb.ko\n');
+      expect(lklfs(['ls', '-l', '-i', img, '/lib']).stdout.toString()).toMatch(/-> \/usr\/lib/);
+
+      // A source through one; the last component itself is copied as it is.
+      const out = join(dir, 'out');
+      expectOk(lklfs(['cpfromfs', '-i', img, '/lib/modules', out]));
+      expect(readFileSync(join(out, 'b.ko'), 'utf8')).toBe('another\n');
+
+      const loop = lklfs(['cat', '-i', img, '/loop1']);
+      expect(loop.status).toBe(1);
+      expect(loop.stderr).toMatch(/ELOOP/);
+      sh('e2fsck', ['-fn', img]);
     }));
 });
