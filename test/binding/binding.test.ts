@@ -19,6 +19,12 @@ function runScript(dir: string, script: string, env: NodeJS.ProcessEnv = {}) {
     import { Kernel } from '${repoRoot}/dist/src/kernel/kernel.js';
     const IMG = ${JSON.stringify(img)};
     const out = (v) => process.stdout.write(JSON.stringify(v, (k, x) => typeof x === 'bigint' ? x.toString() : x) + '\\n');
+    // Most cases: the kernel booted and the image mounted read-write.
+    const mounted = async () => {
+      const k = await Kernel.boot({ memMiB: 64 });
+      const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+      return { k, m, b: binding() };
+    };
   `;
   writeFileSync(file, prelude + script);
   const r = spawnSync(process.execPath, [file], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
@@ -31,8 +37,7 @@ describe('native binding', () => {
       const r = runScript(
         dir,
         `
-        const k = await Kernel.boot({ memMiB: 64 });
-        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        const { k, m } = await mounted();
         const grab = async (p) => { try { await p; return null; } catch (e) { return { message: e.message, code: e.code, errno: e.errno, syscall: e.syscall, path: e.path }; } };
         out(await grab(binding().lstat(m.path('/missing'))));
         out(await grab(binding().mkdir(m.path('/lost+found'), 0o755)));
@@ -62,9 +67,7 @@ describe('native binding', () => {
       const r = runScript(
         dir,
         `
-        const k = await Kernel.boot({ memMiB: 64 });
-        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
-        const b = binding();
+        const { k, m, b } = await mounted();
         out(await b.batch([
           ['mkdir', false, m.path('/d'), 0o755],
           ['mknod', false, m.path('/d/fifo'), 0o010644, 0, 0],
@@ -96,9 +99,7 @@ describe('native binding', () => {
       const r = runScript(
         dir,
         `
-        const k = await Kernel.boot({ memMiB: 64 });
-        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
-        const b = binding();
+        const { k, m, b } = await mounted();
         out(await b.copyIn(${JSON.stringify(src)}, m.path('/sparse'), 0o600));
         const st = await b.lstat(m.path('/sparse'));
         out({ size: st.size, blocks: st.blocks });
@@ -128,8 +129,7 @@ describe('native binding', () => {
         import { readFile } from 'node:fs/promises';
         import { writeFileSync } from 'node:fs';
         readFile(${JSON.stringify(fifo)}).catch(() => {});
-        const k = await Kernel.boot({ memMiB: 64 });
-        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        const { k, m } = await mounted();
         await binding().mkdir(m.path('/made-while-the-pool-is-stuck'), 0o755);
         out((await binding().readdirStat(m.path('/'), false)).map((e) => e.name.toString()));
         await k.halt();
@@ -147,9 +147,7 @@ describe('native binding', () => {
       const r = runScript(
         dir,
         `
-        const k = await Kernel.boot({ memMiB: 64 });
-        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
-        const b = binding();
+        const { k, m, b } = await mounted();
         await Promise.all(Array.from({ length: 200 }, (_, i) => b.mkdir(m.path('/d' + i), 0o700 + (i % 64))));
         const modes = await Promise.all(Array.from({ length: 200 }, (_, i) => b.lstat(m.path('/d' + i)).then((s) => s.mode & 0o777)));
         out(modes.every((mode, i) => mode === 0o700 + (i % 64)));
@@ -165,8 +163,7 @@ describe('native binding', () => {
       const r = runScript(
         dir,
         `
-        const k = await Kernel.boot({ memMiB: 64 });
-        const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
+        const { k, m } = await mounted();
         await binding().mkdir(m.path('/before-the-crash'), 0o755);
         const fd = await binding().open(m.path('/open-file'), binding().constants.O_CREAT | binding().constants.O_WRONLY, 0o644);
         await binding().write(fd, Buffer.from('data'), 0, 4, -1);
@@ -199,9 +196,7 @@ test('big copies (both halves overlapped) keep bytes and holes, and name the sid
     const r = runScript(
       dir,
       `
-      const k = await Kernel.boot({ memMiB: 64 });
-      const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
-      const b = binding();
+      const { k, m, b } = await mounted();
       out(await b.copyIn(${JSON.stringify(src)}, m.path('/big'), 0o600));
       const st = await b.lstat(m.path('/big'));
       out(st.blocks * 512);
@@ -231,9 +226,7 @@ test('cancel(): a copy in flight and the batches after it stop with ECANCELED', 
     const r = runScript(
       dir,
       `
-      const k = await Kernel.boot({ memMiB: 64 });
-      const m = await k.mount(IMG, { fsType: 'ext4', readOnly: false });
-      const b = binding();
+      const { k, m, b } = await mounted();
       out(await b.copyIn(${JSON.stringify(src)}, m.path('/before'), 0o600));
       const copy = b.copyIn(${JSON.stringify(src)}, m.path('/during'), 0o600);
       b.cancel();
