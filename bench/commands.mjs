@@ -9,7 +9,8 @@
 //   cpfromfs vs cp -a of the same tree
 //
 // Environment: BENCH_RUNS (3), BENCH_DIRS (100) x BENCH_FILES (100) small
-// files plus one large file per directory, BENCH_DIR (os.tmpdir()).
+// files plus one large file per directory, BENCH_DIR (os.tmpdir()), or
+// BENCH_TREE: an existing directory to use instead (only read).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -77,11 +78,23 @@ const median = (xs) => {
 };
 const round = (x) => Number(x.toFixed(3));
 
-const tree = path.join(work, 'tree');
-const bytes = makeTree(tree);
+// Bytes and entries of an existing tree (regular files' sizes).
+function measureTree(dir) {
+	let bytes = 0;
+	let entries = 0;
+	for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
+		entries++;
+		if (e.isFile()) bytes += fs.lstatSync(path.join(e.parentPath ?? e.path, e.name)).size;
+	}
+	return { bytes, entries };
+}
+
+const given = process.env.BENCH_TREE;
+const tree = given ? path.resolve(given) : path.join(work, 'tree');
+const { bytes, entries } = given ? measureTree(tree) : { bytes: makeTree(tree), entries: dirs * (files + 2) };
 sh('sync', []);
 const imageMiB = Math.ceil((bytes * 1.5) / 2 ** 20) + 64;
-log(`tree: ${dirs * (files + 2)} entries, ${(bytes / 2 ** 20).toFixed(0)} MiB; image ${imageMiB} MiB`);
+log(`tree ${tree}: ${entries} entries, ${(bytes / 2 ** 20).toFixed(0)} MiB; image ${imageMiB} MiB`);
 
 const img = path.join(work, 'fs.img');
 const freshImage = () => {
@@ -135,7 +148,8 @@ const result = {
 	cp_a_s: round(med.cp_a),
 	cpfromfs_vs_cp_a: round(med.cpfromfs / med.cp_a),
 	peak_rss_mib: Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, round(Math.max(...v))])),
-	entries: dirs * (files + 2),
+	tree: given ? tree : 'generated',
+	entries,
 	mib: round(bytes / 2 ** 20),
 	runs,
 	cpus: os.cpus().length,
