@@ -159,6 +159,39 @@ Napi::Value ReaddirStat(const Napi::CallbackInfo &info) {
       });
 }
 
+// readFiles(paths, sizes) -> [Buffer | null]: small files read whole in
+// one trip (the walker asks for those its listing could not bring); null
+// where a file is no longer the size given.
+Napi::Value ReadFiles(const Napi::CallbackInfo &info) {
+  if (!info[0].IsArray() || !info[1].IsArray())
+    throw Napi::TypeError::New(info.Env(), "readFiles takes an array of paths and one of sizes");
+  auto paths = info[0].As<Napi::Array>();
+  auto sizes = info[1].As<Napi::Array>();
+  auto files = std::make_shared<std::vector<Entry>>();
+  for (uint32_t i = 0; i < paths.Length(); i++) {
+    Napi::Value p = paths.Get(i);
+    if (!p.IsBuffer()) throw Napi::TypeError::New(info.Env(), "paths must be Buffers");
+    Entry e{std::string(p.As<Napi::Buffer<char>>().Data(), p.As<Napi::Buffer<char>>().Length()), {}, {}, {}, false, {}};
+    e.st.st_size = sizes.Get(i).ToNumber().Int64Value();
+    files->push_back(std::move(e));
+  }
+  return Submit(
+      info.Env(), "read", "",
+      [files]() -> long {
+        for (Entry &e : *files) e.has_data = ReadWhole(kCwd, e, &e.data);
+        return 0;
+      },
+      [files](Napi::Env env, long) {
+        Napi::Array a = Napi::Array::New(env, files->size());
+        for (size_t i = 0; i < files->size(); i++) {
+          const Entry &e = (*files)[i];
+          a.Set(i, e.has_data ? Napi::Buffer<char>::Copy(env, e.data.data(), e.data.size()).As<Napi::Value>()
+                              : env.Null());
+        }
+        return a;
+      });
+}
+
 // dataMap(path) -> [[offset, length], ...]: where a file has data, its
 // holes left out (SEEK_DATA/SEEK_HOLE; a filesystem without them: all data).
 long MapData(const std::string &path, std::vector<std::pair<int64_t, int64_t>> *out) {
@@ -316,7 +349,7 @@ void RegisterPaths(Napi::Env env, Napi::Object exports) {
       {"mkdir", Mkdir},     {"symlink", Symlink},   {"link", Link},           {"mknod", Mknod},
       {"lchown", Lchown},   {"chmod", Chmod},       {"lutimes", Lutimes},     {"lsetxattr", Lsetxattr},
       {"unlink", Unlink},   {"rmdir", Rmdir},       {"rename", Rename},       {"statfs", Statfs},
-      {"sync", Sync},       {"dataMap", DataMap},
+      {"sync", Sync},       {"dataMap", DataMap},   {"readFiles", ReadFiles},
   };
   for (auto &f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
 }

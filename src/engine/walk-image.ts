@@ -104,10 +104,39 @@ export async function children(mount: Mount, dir: ImageEntry, opts: WalkOptions 
   }));
 }
 
+/** The small files' data one trip brings, at the most: bounds memory. */
+const DATA_BATCH = 8 << 20;
+
+/**
+ * Brings the data of the small files from entries[from] on that the
+ * listing could not (its budget was spent): as many as DATA_BATCH allows,
+ * in one trip, as the walk reaches them.
+ */
+async function fetchData(mount: Mount, entries: ImageEntry[], from: number, limit: number): Promise<void> {
+  const wanting = (e: ImageEntry) => !e.data && kindOf(e.stat.mode) === 'file' && e.stat.size <= limit;
+  const batch: ImageEntry[] = [];
+  let bytes = 0;
+  for (let i = from; i < entries.length && bytes < DATA_BATCH; i++) {
+    const e = entries[i] as ImageEntry;
+    if (!wanting(e)) continue;
+    batch.push(e);
+    bytes += e.stat.size;
+  }
+  const data = await mount.kernel.native.readFiles(
+    batch.map((e) => e.kernelPath),
+    batch.map((e) => e.stat.size),
+  );
+  batch.forEach((e, i) => (e.data = data[i] ?? undefined));
+}
+
 /** Everything under directory dir (pre-order). */
 export async function* below(mount: Mount, dir: ImageEntry, opts: WalkOptions = {}): AsyncGenerator<ImageEntry> {
-  for (const entry of await children(mount, dir, opts)) {
+  const entries = await children(mount, dir, opts);
+  const limit = opts.dataLimit ?? 0;
+  for (const [i, entry] of entries.entries()) {
     if (opts.signal?.aborted) throw opts.signal.reason;
+    if (limit && !entry.data && kindOf(entry.stat.mode) === 'file' && entry.stat.size <= limit)
+      await fetchData(mount, entries, i, limit);
     yield entry;
     if (kindOf(entry.stat.mode) === 'dir') yield* below(mount, entry, opts);
   }

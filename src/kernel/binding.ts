@@ -134,6 +134,11 @@ export interface Binding {
   rename(from: KPath, to: KPath): Promise<number>;
   statfs(path: KPath): Promise<StatFs>;
   sync(): Promise<number>;
+  /**
+   * Small files read whole, in one trip: null for one that is no longer
+   * the size given (the caller reads it the usual way and sees why).
+   */
+  readFiles(paths: Buffer[], sizes: number[]): Promise<(Buffer | null)[]>;
   /** Where a file has data: [offset, length] pairs, holes left out. */
   dataMap(path: KPath): Promise<[number, number][]>;
 
