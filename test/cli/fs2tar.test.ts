@@ -198,6 +198,24 @@ describe('fs2tar', () => {
       expect(sha256(img)).toBe(before);
     }));
 
+  test('a directory of more small files than one listing brings: all archived, byte for byte', () =>
+    inScratch('fs2tar-many-small', (dir) => {
+      // 48 files of 250 KiB: 12 MiB, more than the 8 MiB a listing carries.
+      const src = join(dir, 'src');
+      mkdirSync(join(src, 'many'), { recursive: true });
+      for (let i = 0; i < 48; i++) writeFileSync(join(src, 'many', `f${i}`), Buffer.alloc(250 << 10, i + 1));
+      const img = join(dir, 'fs.img');
+      sh('truncate', ['-s', '64M', img]);
+      sh('mkfs.ext4', ['-q', '-F', img]);
+      expectOk(lklfs(['cptofs', '-i', img, `${src}/.`, '/']));
+      const archive = join(dir, 'out.tar');
+      expectOk(lklfs(['fs2tar', '-i', img, archive]));
+      const out = join(dir, 'out');
+      mkdirSync(out);
+      sh('tar', ['-xf', archive, '-C', out]);
+      expect(sh('diff', ['-r', join(src, 'many'), join(out, 'many')], { allowFail: true }).stdout).toBe('');
+    }));
+
   test('errors: a clear message, exit status 1, no archive left behind', () =>
     inScratch('fs2tar-errors', (dir) => {
       const img = ext4Image(dir);
