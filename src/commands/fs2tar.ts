@@ -1,8 +1,10 @@
-import { Args } from '@oclif/core';
+import { Args, Flags } from '@oclif/core';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { writeTar, type TarOptions, type TarResult, type WriteArchive } from '../engine/tar-out.js';
+import { resolve } from '../engine/walk-image.js';
+import { kindOf } from '../engine/modes.js';
 import { counts, summary, withProgress } from '../cli/progress.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { describe, type Mount } from '../kernel/kernel.js';
@@ -29,7 +31,13 @@ everything with
   static override args = {
     archive: Args.string({ description: 'the tar file to write; "-" for standard output', required: true }),
   };
-  static override flags = { ...imageFlags };
+  static override flags = {
+    ...imageFlags,
+    root: Flags.string({
+      description: 'archive only this directory of the image; its contents become ./',
+      default: '/',
+    }),
+  };
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Fs2tar);
@@ -39,14 +47,29 @@ everything with
     if (archive !== '-' && (await sameFile(archive, flags['filesystem-image'])))
       throw new UsageError(`the archive ${archive} is the image itself`);
     const result = await withProgress('archiving', (update) =>
-      this.withImage(flags, { readOnly: true }, ({ mount, signal }) => {
-        const opts: TarOptions = { signal, progress: (entries, bytes) => update(counts(entries, bytes)) };
+      this.withImage(flags, { readOnly: true }, async ({ mount, signal }) => {
+        const root = await archiveRoot(mount, flags.root);
+        const opts: TarOptions = { root, signal, progress: (entries, bytes) => update(counts(entries, bytes)) };
         return archive === '-' ? tarOf(mount, toStdout, opts) : toFile(archive, mount, opts);
       }),
     );
     for (const w of result.warnings) process.stderr.write(`lklfs fs2tar: warning: ${w}\n`);
     summary(`archived ${counts(result.entries, result.bytes)}`);
   }
+}
+
+/** The image directory to archive, symlinks on the way followed inside the image. */
+async function archiveRoot(mount: Mount, path: string): Promise<Buffer> {
+  let root: Buffer;
+  let kind: string;
+  try {
+    root = await resolve(mount, path, true);
+    kind = kindOf((await mount.kernel.native.lstat(mount.path(root))).mode);
+  } catch (e) {
+    throw mount.explain(e);
+  }
+  if (kind !== 'dir') throw new UsageError(`--root ${path}: not a directory in ${mount.image}`);
+  return root;
 }
 
 /** A failed write of the archive as the user should see it. */

@@ -42,6 +42,8 @@ type Sink = ReturnType<Pack['entry']>;
 export type WriteArchive = (chunk: Buffer) => Promise<void>;
 
 export interface TarOptions {
+  /** The image directory to archive (default "/"): its entries are ./... */
+  root?: Buffer;
   /** Stops the archive at the next entry (or piece of file data). */
   signal?: AbortSignal;
   /** Called after each entry with the running totals. */
@@ -92,9 +94,9 @@ class Batches {
 }
 
 /** The archive's name for an image path: "/" -> "./", "/etc" (a directory) -> "etc/". */
-function archiveName(path: Buffer, dir: boolean): Buffer {
-  if (path.length === 1) return Buffer.from('./');
-  const rel = path.subarray(1);
+function archiveName(path: Buffer, dir: boolean, root: Buffer): Buffer {
+  if (path.length === root.length) return Buffer.from('./');
+  const rel = path.subarray(root.length === 1 ? 1 : root.length + 1);
   return dir ? Buffer.concat([rel, Buffer.from('/')]) : rel;
 }
 
@@ -225,6 +227,8 @@ class TarOut {
   private socketExample = '';
   private entries = 0;
   private bytes = 0;
+  /** What is archived: this image directory, as "./". */
+  readonly root: Buffer;
 
   constructor(
     private readonly mount: Mount,
@@ -232,6 +236,7 @@ class TarOut {
     private readonly opts: TarOptions,
   ) {
     this.out = new Batches(write);
+    this.root = opts.root ?? Buffer.from('/');
     // Sees every piece as tar-stream pushes it, in order: headers are one 512-byte piece.
     this.pack = tarPack({ mapReadable: (chunk) => this.fixHeader(chunk as Buffer) });
     // The pack's output is Buffers (the typings say unknown).
@@ -245,7 +250,7 @@ class TarOut {
       if (this.sockets++ === 0) this.socketExample = this.show(e);
       return;
     }
-    const name = archiveName(e.path, kind === 'dir');
+    const name = archiveName(e.path, kind === 'dir', this.root);
     let first: Buffer | undefined;
     if (kind !== 'dir' && e.stat.nlink > 1) {
       const key = `${e.stat.dev}:${e.stat.ino}`;
@@ -386,6 +391,6 @@ class TarOut {
 export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptions = {}): Promise<TarResult> {
   const tar = new TarOut(mount, write, opts);
   const walkOpts = { xattrs: true, dataLimit: SMALL_FILE, signal: opts.signal };
-  for await (const e of walk(mount, Buffer.from('/'), walkOpts)) await tar.add(e);
+  for await (const e of walk(mount, tar.root, walkOpts)) await tar.add(e);
   return tar.finish();
 }

@@ -216,6 +216,26 @@ describe('fs2tar', () => {
       expect(sh('diff', ['-r', join(src, 'many'), join(out, 'many')], { allowFail: true }).stdout).toBe('');
     }));
 
+  test('--root archives one directory of the image, as ./ (a symlink to it followed inside the image)', () =>
+    inScratch('fs2tar-root', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(join(src, 'usr/lib/sub'), { recursive: true });
+      writeFileSync(join(src, 'usr/lib/sub/file'), 'inside\n');
+      writeFileSync(join(src, 'outside'), 'not archived\n');
+      symlinkSync('/usr/lib', join(src, 'lib'));
+      const img = join(dir, 'fs.img');
+      sh('truncate', ['-s', '32M', img]);
+      sh('mkfs.ext4', ['-q', '-F', img]);
+      expectOk(lklfs(['cptofs', '-i', img, `${src}/.`, '/']));
+      const r = lklfs(['fs2tar', '-i', img, '--root', '/lib', '-']);
+      expectOk(r);
+      const list = spawnSync('tar', ['-tf', '-'], { input: r.stdout, encoding: 'utf8' }).stdout;
+      expect(list).toBe('./\nsub/\nsub/file\n');
+      const notDir = lklfs(['fs2tar', '-i', img, '--root', '/outside', '-']);
+      expect(notDir.status).toBe(2);
+      expect(notDir.stderr).toMatch(/--root \/outside: not a directory/);
+    }));
+
   test('errors: a clear message, exit status 1, no archive left behind', () =>
     inScratch('fs2tar-errors', (dir) => {
       const img = ext4Image(dir);
