@@ -1,12 +1,14 @@
 /**
  * What every lklfs command shares: the image flags, booting the kernel,
  * mounting, and the way out. Whatever happens in the job (an error, ^C,
- * SIGTERM), the filesystem is unmounted and the kernel halted before the
- * process exits, so a write job that fails still leaves a consistent
- * filesystem behind, and errors come out as one clear line and an exit
- * status (1: the job failed, 2: bad usage, 130/143: interrupted).
+ * SIGTERM, SIGHUP), the filesystem is unmounted and the kernel halted
+ * before the process exits, so a write job that fails still leaves a
+ * consistent filesystem behind, and errors come out as one clear line and
+ * an exit status (1: the job failed, 2: bad usage, 128 + the signal's
+ * number: interrupted).
  */
 import { Command, Flags } from '@oclif/core';
+import { constants } from 'node:os';
 import { DEFAULT_MEM_MIB, describe, Kernel, type BootOptions, type Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { probeFsType } from '../engine/probe.js';
@@ -51,14 +53,14 @@ export function copyFlags(what: string) {
 
 export interface JobContext {
   mount: Mount;
-  /** Aborted on SIGINT or SIGTERM: the job stops at its next step. */
+  /** Aborted on SIGINT, SIGTERM or SIGHUP: the job stops at its next step. */
   signal: AbortSignal;
 }
 
 export abstract class ImageCommand extends Command {
   /**
    * Boots the kernel, runs job, then unmounts everything and halts, always;
-   * SIGINT and SIGTERM abort the job's signal.
+   * SIGINT, SIGTERM and SIGHUP (a closed terminal) abort the job's signal.
    */
   protected async withKernel<T>(
     boot: BootOptions,
@@ -71,8 +73,7 @@ export abstract class ImageCommand extends Command {
       // A big file in the middle of its copy stops too, not only the walk.
       kernel?.native.cancel();
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const sig of STOP_SIGNALS) process.on(sig, onSignal);
     try {
       kernel = await Kernel.boot(boot);
       const result = await job(kernel, abort.signal);
@@ -84,8 +85,7 @@ export abstract class ImageCommand extends Command {
       // Interrupted, what failed is the interruption (ECANCELED and all).
       throw abort.signal.aborted ? abort.signal.reason : e;
     } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      for (const sig of STOP_SIGNALS) process.off(sig, onSignal);
     }
   }
 
@@ -135,8 +135,11 @@ async function detect(image: string, partition: number): Promise<string> {
   return type;
 }
 
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 export class Interrupted extends LklfsError {
   constructor(sig: NodeJS.Signals) {
-    super(`interrupted by ${sig}; the image was unmounted cleanly`, sig === 'SIGINT' ? 130 : 143);
+    // The shell's convention: 128 + the signal's number (130, 143, 129).
+    super(`interrupted by ${sig}; the image was unmounted cleanly`, 128 + constants.signals[sig]);
   }
 }

@@ -133,8 +133,11 @@ describe('cptofs', () => {
       sh('e2fsck', ['-fn', img]);
     }));
 
-  test('SIGINT stops the copy, and the image is unmounted cleanly', () =>
-    inScratch('cptofs-sigint', async (dir) => {
+  test.each([
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+  ] as const)('%s stops the copy, and the image is unmounted cleanly', (sig, status) =>
+    inScratch('cptofs-signal', async (dir) => {
       const src = join(dir, 'src');
       for (let d = 0; d < 40; d++) {
         mkdirSync(join(src, `d${d}`), { recursive: true });
@@ -143,10 +146,10 @@ describe('cptofs', () => {
       const img = image(dir, 'ext4', 256, ['mkfs.ext4', '-q', '-F']);
       // Interrupted as soon as it reports its first entry: far from done.
       const r = await lklfsAsync(['cptofs', '-v', '-t', 'ext4', '-i', img, `${src}/.`, '/'], (child) => {
-        child.stdout?.once('data', () => child.kill('SIGINT'));
+        child.stdout?.once('data', () => child.kill(sig));
       });
-      expect(r.status).toBe(130);
-      expect(r.stderr).toMatch(/interrupted by SIGINT/);
+      expect(r.status).toBe(status);
+      expect(r.stderr).toMatch(new RegExp(`interrupted by ${sig}`));
       sh('e2fsck', ['-fn', img]);
     }));
 
