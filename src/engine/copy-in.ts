@@ -176,13 +176,13 @@ class CopyIn {
     for (const s of chunk) {
       this.totals.entries++;
       if (kindOf(s.stat.mode) === 'file') this.totals.files++;
-      this.opts.created?.(this.mount.imagePathBytes(s.kernel));
+      this.opts.created?.(this.mount.imagePath(s.kernel));
     }
     this.opts.progress?.(this.totals);
   }
 
   private show(kernelPath: Buffer): string {
-    return this.mount.imagePath(kernelPath.toString());
+    return this.mount.imagePath(kernelPath).toString();
   }
 }
 

@@ -48,16 +48,12 @@ export class Mount {
     return Buffer.concat([Buffer.from(this.root + sep), rel]);
   }
 
-  /** The image's path for a kernel path under this mount, as bytes. */
-  imagePathBytes(kernelPath: Buffer): Buffer {
+  /** The image's path for a kernel path under this mount (others pass as they are). */
+  imagePath(kernelPath: KPath): Buffer {
+    const path = Buffer.from(kernelPath);
     const root = Buffer.from(this.root);
-    if (!kernelPath.subarray(0, root.length).equals(root)) return kernelPath;
-    return kernelPath.length === root.length ? Buffer.from('/') : kernelPath.subarray(root.length);
-  }
-
-  /** The image's path for a kernel path under this mount (for messages). */
-  imagePath(kernelPath: string): string {
-    return kernelPath.startsWith(this.root) ? kernelPath.slice(this.root.length) || '/' : kernelPath;
+    if (!path.subarray(0, root.length).equals(root)) return path;
+    return path.length === root.length ? Buffer.from('/') : path.subarray(root.length);
   }
 
   async unmount(): Promise<void> {
@@ -70,7 +66,7 @@ export class Mount {
    */
   explain(e: unknown): Error {
     if (!isSystemError(e)) return e as Error;
-    const where = e.path?.startsWith(this.root) ? `${this.image}:${this.imagePath(e.path)}` : e.path;
+    const where = e.path?.startsWith(this.root) ? `${this.image}:${this.imagePath(e.path).toString()}` : e.path;
     return new LklfsError(`${e.syscall}${where ? ` ${where}` : ''}: ${describe(e)}`, 1, { cause: e });
   }
 }
