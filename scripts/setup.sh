@@ -19,6 +19,7 @@ need bc bc
 need python3 python3
 need xz xz-utils
 need patch patch
+need rsync rsync
 # Filesystem tools the tests create and check images with.
 need mkfs.ext4 e2fsprogs
 need mkfs.btrfs btrfs-progs
