@@ -11,7 +11,7 @@ import { paxBody, paxRecord, paxTime, xattrKey } from '../../src/engine/pax.js';
 import { aclText } from '../../src/engine/posix-acl.js';
 import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
 import { diffTrees, expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
-import { isRoot, makeRichTree } from './rich-tree.js';
+import { isRoot, makeRichTree, reportRichTreeGaps } from './rich-tree.js';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -139,6 +139,8 @@ function acls(root: string): Map<string, string> {
 }
 
 describe('fs2tar', () => {
+  reportRichTreeGaps('fs2tar');
+
   needRoot('ext4: GNU tar extracts the archive into the tree the image was filled from', () =>
     inScratch('fs2tar-ext4', (dir) => {
       const src = join(dir, 'src');
