@@ -7,7 +7,8 @@
  * an exit status (1: the job failed, 2: bad usage, 128 + the signal's
  * number: interrupted).
  */
-import { Command, Flags } from '@oclif/core';
+import { Command } from '@oclif/core/command';
+import * as Flags from '@oclif/core/flags';
 import { constants } from 'node:os';
 import { DEFAULT_MEM_MIB, describe, Kernel, type BootOptions, type Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { resolve } from '../engine/walk-image.js';

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { copyOut } from '../engine/copy-out.js';
 import { UsageError } from '../errors.js';
 import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { copyIn } from '../engine/copy-in.js';
 import { UsageError } from '../errors.js';
 import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';

@@ -1,4 +1,5 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { kindOf, modeString } from '../engine/modes.js';

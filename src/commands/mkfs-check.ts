@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { tmpdir } from 'node:os';
 import { ImageCommand } from '../cli/image-command.js';
 import { LklfsError, UsageError } from '../errors.js';
