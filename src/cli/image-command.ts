@@ -13,6 +13,7 @@ import { constants } from 'node:os';
 import { DEFAULT_MEM_MIB, describe, Kernel, type BootOptions, type Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { probeFsType } from '../engine/probe.js';
+import { summary, withProgress } from './progress.js';
 
 export const imageFlags = {
   'filesystem-image': Flags.string({
@@ -59,6 +60,9 @@ export interface JobContext {
 }
 
 export abstract class ImageCommand extends Command {
+  // --json: run() returns the result object, printed as the JSON output.
+  static override enableJsonFlag = true;
+
   /**
    * Boots the kernel, runs job, then unmounts everything and halts, always;
    * SIGINT, SIGTERM and SIGHUP (a closed terminal) abort the job's signal.
@@ -112,7 +116,30 @@ export abstract class ImageCommand extends Command {
     });
   }
 
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+  /** A spinner while job runs and a summary after: on a terminal, and never with --json. */
+  protected progress<T>(label: string, job: (update: (text: string) => void) => Promise<T>): Promise<T> {
+    return withProgress(label, job, !this.jsonEnabled());
+  }
+
+  /** A job's last word for a person watching (with --json, the result says it). */
+  protected summary(line: string): void {
+    if (!this.jsonEnabled()) summary(line);
+  }
+
+  /** What a job left out: on stderr, or with --json in the result only. */
+  protected printWarnings(warnings: string[]): void {
+    if (!this.jsonEnabled()) for (const w of warnings) process.stderr.write(`lklfs ${this.id}: warning: ${w}\n`);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; code?: string; oclif?: { exit?: number } }): Promise<unknown> {
+    const exitCode = err instanceof LklfsError ? err.exitCode : err.oclif?.exit;
+    if (this.jsonEnabled() && exitCode !== undefined) {
+      // One JSON object on stdout, as a success would be; the exit status as without --json.
+      const cause = err.cause as { code?: unknown } | undefined;
+      const code = typeof cause?.code === 'string' ? cause.code : undefined;
+      if (exitCode !== 0) this.logJson({ error: { message: err.message, exitCode, ...(code ? { code } : {}) } });
+      this.exit(exitCode);
+    }
     if (err instanceof LklfsError) {
       if (err.exitCode !== 0) process.stderr.write(`lklfs ${this.id}: ${err.message}\n`);
       this.exit(err.exitCode);

@@ -3,7 +3,8 @@ import { copyOut } from '../engine/copy-out.js';
 import { UsageError } from '../errors.js';
 import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
-import { counts, summary, withProgress } from '../cli/progress.js';
+import type { CopyResult } from '../cli/json.js';
+import { counts } from '../cli/progress.js';
 
 export default class Cpfromfs extends ImageCommand {
   static override summary = 'Copy files from a filesystem image to the host';
@@ -30,12 +31,12 @@ read-only and is never written.`;
     ...copyFlags('the image’s'),
   };
 
-  async run(): Promise<void> {
+  async run(): Promise<CopyResult> {
     const { argv, flags } = await this.parse(Cpfromfs);
     const paths = argv as string[];
     if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
     const dest = paths.pop() as string;
-    const { totals, warnings } = await withProgress('copying', (update) =>
+    const { totals, warnings } = await this.progress('copying', (update) =>
       this.withImage(flags, { readOnly: true }, ({ mount, signal }) =>
         copyOut(mount, paths, dest, {
           uid: flags.owner,
@@ -46,7 +47,8 @@ read-only and is never written.`;
         }),
       ),
     );
-    for (const w of warnings) process.stderr.write(`lklfs cpfromfs: warning: ${w}\n`);
-    summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
+    this.printWarnings(warnings);
+    this.summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
+    return { ...totals, warnings };
   }
 }

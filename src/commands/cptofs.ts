@@ -4,7 +4,8 @@ import { copyIn } from '../engine/copy-in.js';
 import { UsageError } from '../errors.js';
 import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
-import { counts, summary, withProgress } from '../cli/progress.js';
+import type { CopyResult } from '../cli/json.js';
+import { counts } from '../cli/progress.js';
 
 const newline = Buffer.from('\n');
 
@@ -35,12 +36,13 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
     }),
   };
 
-  async run(): Promise<void> {
+  async run(): Promise<CopyResult> {
     const { argv, flags } = await this.parse(Cptofs);
     const paths = argv as string[];
     if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
+    if (flags.verbose && this.jsonEnabled()) throw new UsageError('--verbose and --json both want standard output: give one');
     const dest = paths.pop() as string;
-    const { totals, warnings } = await withProgress('copying', (update) =>
+    const { totals, warnings } = await this.progress('copying', (update) =>
       this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) =>
         copyIn(mount, paths, dest, {
           uid: flags.owner,
@@ -52,7 +54,8 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
         }),
       ),
     );
-    for (const w of warnings) process.stderr.write(`lklfs cptofs: warning: ${w}\n`);
-    summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
+    this.printWarnings(warnings);
+    this.summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
+    return { ...totals, warnings };
   }
 }

@@ -6,7 +6,7 @@ import { writeOut } from '../cli/output.js';
 import { writeTar, type TarOptions, type TarResult, type WriteArchive } from '../engine/tar-out.js';
 import { resolve } from '../engine/walk-image.js';
 import { kindOf } from '../engine/modes.js';
-import { counts, summary, withProgress } from '../cli/progress.js';
+import { counts } from '../cli/progress.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { describe, type Mount } from '../kernel/kernel.js';
 
@@ -40,22 +40,25 @@ everything with
     }),
   };
 
-  async run(): Promise<void> {
+  async run(): Promise<TarResult> {
     const { args, flags } = await this.parse(Fs2tar);
     const archive = args.archive;
+    if (archive === '-' && this.jsonEnabled())
+      throw new UsageError('--json writes its result to standard output: give the archive a file name');
     if (archive === '-' && process.stdout.isTTY)
       throw new UsageError('refusing to write an archive to a terminal; give a file or redirect standard output');
     if (archive !== '-' && (await sameFile(archive, flags['filesystem-image'])))
       throw new UsageError(`the archive ${archive} is the image itself`);
-    const result = await withProgress('archiving', (update) =>
+    const result = await this.progress('archiving', (update) =>
       this.withImage(flags, { readOnly: true }, async ({ mount, signal }) => {
         const root = await archiveRoot(mount, flags.root);
         const opts: TarOptions = { root, signal, progress: (entries, bytes) => update(counts(entries, bytes)) };
         return archive === '-' ? tarOf(mount, toStdout, opts) : toFile(archive, mount, opts);
       }),
     );
-    for (const w of result.warnings) process.stderr.write(`lklfs fs2tar: warning: ${w}\n`);
-    summary(`archived ${counts(result.entries, result.bytes)}`);
+    this.printWarnings(result.warnings);
+    this.summary(`archived ${counts(result.entries, result.bytes)}`);
+    return result;
   }
 }
 
