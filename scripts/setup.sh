@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # runs (scripts/build-commands.txt, recorded from an execve trace, and the
 # scripts themselves; test/setup/host-tools.test.ts keeps this list in step
 # with both); a fresh Debian 12 has only its essential and required
-# packages, Node and npm. Test tools make and judge images in the tests.
+# packages, Node and npm. Test tools make and judge images in the tests
+# (and time the benchmarks: GNU time, not the shell's keyword).
 build_tools=(
 	gcc gcc
 	g++ g++
@@ -44,6 +45,7 @@ test_tools=(
 	strace strace
 	mkntfs ntfs-3g
 	mkudffs udftools
+	/usr/bin/time time
 )
 
 # The packages of the tools in "$@" (pairs) whose command is missing.

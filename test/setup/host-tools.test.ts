@@ -12,7 +12,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
-import { dirname, isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { haveTool, inScratch, repoRoot } from '../kernel/harness.js';
 import { commandsOf } from './shell-commands.js';
 
@@ -150,6 +150,26 @@ describe('host tools: what the build runs, setup installs', () => {
       const pkg = packageOf(command);
       if (pkg && (base.has(pkg) || setupPackages.has(pkg))) continue;
       missing.push(`${command} (run by ${where}; package ${pkg ?? 'unknown here'}) is not installed by scripts/setup.sh`);
+    }
+    expect(missing).toEqual([]);
+  });
+
+  (onDebian ? test : test.skip)('every host tool the tests, the engine and the benchmarks call is installed by setup or part of every Debian', () => {
+    const base = basePackages();
+    const called = new Map<string, string>();
+    // sh(TOOL, ...), haveTool(TOOL), spawnSync(TOOL, ...), and the
+    // engine's table of mkfs tools and checkers: { cmd: TOOL, ... }.
+    const call = /\b(?:sh|haveTool|spawnSync|spawn|need)\(\s*'([^'\s]+)'|\bcmd: '([^'\s]+)'/g;
+    for (const dir of ['test', 'src', 'bench', 'lkl-build/bench'])
+      for (const file of readdirSync(join(repoRoot, dir), { recursive: true, encoding: 'utf8' }))
+        if (/\.(ts|mjs|js)$/.test(file))
+          for (const m of read(join(dir, file)).matchAll(call)) called.set(basename((m[1] ?? m[2]) as string), join(dir, file));
+    const missing: string[] = [];
+    for (const [command, where] of called) {
+      if (NODE.has(command) || testTools.has(command) || buildTools.has(command)) continue;
+      const pkg = packageOf(command);
+      if (pkg && (base.has(pkg) || setupPackages.has(pkg))) continue;
+      missing.push(`${command} (called in ${where}; package ${pkg ?? 'unknown here'}) is not installed by scripts/setup.sh`);
     }
     expect(missing).toEqual([]);
   });
