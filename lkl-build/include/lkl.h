@@ -11,7 +11,7 @@
  *	lkl_start_kernel("mem=128M");
  *	id = lkl_disk_add(&disk);
  *	lkl_mount_dev(id, 0, "ext4", 0, NULL, mnt, sizeof(mnt));
- *	... lkl_sys_openat(), lkl_sys_write(), ...
+ *	... lkl_sys_open(), lkl_sys_write(), lkl_sys_stat(), ...
  *	lkl_umount_dev(id, 0, 0, 1000);
  *	lkl_sys_halt();
  *	lkl_cleanup();
@@ -27,13 +27,17 @@
  * file types and modes, errno values, struct lkl_stat, poll events, time
  * and signal types); the rest of the uapi is under <lkl/...>.
  *
- * What LKL has and this library does not: networking (lkl_if_up,
- * lkl_netdev_*, sockets, lkl_sys_send/recv), epoll (lkl_sys_epoll_*),
- * LKL's own system calls (lkl_sys_new_thread_group_leader), the
- * lkl_host_ops.gettid operation, lkl_sysctl, and LKL's lkl_sys_mmap
- * signature (here lkl_sys_mmap is the plain system call, returning long).
- * Not needed here: lkl_create_syscall_thread (every host thread may call
- * the kernel).
+ * Differences from LKL a program may meet:
+ *  - Not built: networking (lkl_if_up, lkl_netdev_*, sockets,
+ *    lkl_sys_send/recv), epoll (lkl_sys_epoll_*), LKL's own system calls
+ *    (lkl_sys_new_thread_group_leader), lkl_sysctl.
+ *  - lkl_sys_mmap is the plain system call (returning long), not LKL's
+ *    wrapper returning a pointer.
+ *  - struct lkl_host_operations is this library's (see lkl_host.h); the
+ *    provided lkl_host_ops is used the same way, a table of one's own
+ *    follows lkl_host.h.
+ *  - Descriptors 0, 1 and 2 are open (on /dev/null) from boot, so the
+ *    first file a program opens is 3, where LKL's would be 0.
  */
 
 #ifdef __cplusplus
@@ -264,8 +268,10 @@ long lkl_umount_dev(unsigned int disk_id, unsigned int part, int flags,
 		    long timeout_ms);
 long lkl_umount_timeout(char *path, int flags, long timeout_ms);
 
-/* LKL's name for lkl_disk_devt(): the device number of a disk (part 0) or
- * of one of its partitions, as mknod and st_rdev have it. */
+/*
+ * LKL's name for lkl_disk_devt(): the device number of a disk (part 0) or
+ * of one of its partitions, as mknod and st_rdev have it.
+ */
 static inline int lkl_get_virtio_blkdev(int disk_id, unsigned int part,
 					unsigned int *devt)
 {
@@ -279,8 +285,11 @@ static inline int lkl_get_virtio_blkdev(int disk_id, unsigned int part,
  */
 int lkl_mount_fs(char *fstype);
 
-/* Directory streams over lkl_sys_getdents64(). lkl_opendir and
- * lkl_fdopendir set *err to 0 or, returning NULL, to a negative errno. */
+/*
+ * Directory streams over lkl_sys_getdents64(). lkl_opendir and
+ * lkl_fdopendir set *err to 0, or return NULL and set it to a negative
+ * errno value.
+ */
 struct lkl_dir;
 struct lkl_dir *lkl_opendir(const char *path, int *err);
 struct lkl_dir *lkl_fdopendir(int fd, int *err);
