@@ -87,12 +87,8 @@ fi
 
 bash lkl-build/build.sh
 
-# The Node binding links liblkl.a: rebuilt when it or its sources changed.
-addon=native/build/Release/lklfs.node
-if [ ! -f "$addon" ] || [ -n "$(find lkl-build/out/lib/liblkl.a native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
-	echo "setup: building the Node binding" >&2
-	npx node-gyp rebuild --directory native >/dev/null
-fi
+# The Node binding, rebuilt when liblkl.a or its sources changed.
+bash scripts/build-native.sh
 
 # The command line: TypeScript compiled into dist/.
 npm run --silent build

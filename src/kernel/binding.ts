@@ -219,13 +219,25 @@ function packageRoot(): string {
 
 let loaded: Binding | undefined;
 
-/** Loads lklfs.node once; it holds the one kernel this process may run. */
+/**
+ * Loads lklfs.node once; it holds the one kernel this process may run.
+ * node-gyp-build picks a local build (native/build/Release: a checkout, or
+ * an install that built from source) before the prebuilt addon the package
+ * carries (native/prebuilds/<platform>-<arch>/).
+ */
 export function binding(): Binding {
   if (!loaded) {
-    const file = join(packageRoot(), 'native', 'build', 'Release', 'lklfs.node');
-    if (!existsSync(file))
-      throw new Error(`lklfs: the native binding is not built (${file}); run: npm run setup`);
-    loaded = createRequire(import.meta.url)(file) as Binding;
+    const require = createRequire(import.meta.url);
+    const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+    let file: string;
+    try {
+      file = nodeGypBuild.path(join(packageRoot(), 'native'));
+    } catch (e) {
+      throw new Error(
+        `lklfs: the native binding is not built for this machine (in a checkout: npm run setup)\n${(e as Error).message.trim()}`,
+      );
+    }
+    loaded = require(file) as Binding;
   }
   return loaded;
 }

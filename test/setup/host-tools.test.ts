@@ -141,7 +141,8 @@ describe('host tools: what the build runs, setup installs', () => {
       }
       used.set(command, 'a cold build (scripts/build-commands.txt)');
     }
-    for (const script of ['scripts/setup.sh', 'scripts/demo.sh', 'lkl-build/build.sh', 'lkl-build/fetch-source.sh', '.ci/run'])
+    const shellScripts = ['scripts', 'lkl-build'].flatMap((d) => readdirSync(join(repoRoot, d)).filter((f) => f.endsWith('.sh')).map((f) => `${d}/${f}`));
+    for (const script of [...shellScripts, '.ci/run'])
       for (const command of commandsOf(read(script))) used.set(command, script);
 
     const missing: string[] = [];
