@@ -23,9 +23,15 @@ namespace {
 constexpr size_t kLogLimit = 64 * 1024;
 std::mutex log_lock;
 std::string log_text;
+// echoLog(true): each message also goes to stderr as it is printed (the
+// -p of LKL's tools).
+bool log_echo = false;
 
 void LogPrint(const char *str, int len) {
   std::lock_guard<std::mutex> hold(log_lock);
+  if (log_echo && write(2, str, len) < 0) {
+    // A stderr that is gone loses the echo only; the log keeps the text.
+  }
   log_text.append(str, len);
   if (log_text.size() > kLogLimit) log_text.erase(0, log_text.size() - kLogLimit);
 }
@@ -64,6 +70,12 @@ Napi::Value Boot(const Napi::CallbackInfo &info) {
 
 Napi::Value IsRunning(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), lkl_is_running());
+}
+
+Napi::Value EchoLog(const Napi::CallbackInfo &info) {
+  std::lock_guard<std::mutex> hold(log_lock);
+  log_echo = BoolArg(info, 0);
+  return info.Env().Undefined();
 }
 
 Napi::Value TakeLog(const Napi::CallbackInfo &info) {
@@ -192,6 +204,7 @@ void RegisterKernel(Napi::Env env, Napi::Object exports) {
   exports.Set("boot", Napi::Function::New(env, Boot, "boot"));
   exports.Set("isRunning", Napi::Function::New(env, IsRunning, "isRunning"));
   exports.Set("takeLog", Napi::Function::New(env, TakeLog, "takeLog"));
+  exports.Set("echoLog", Napi::Function::New(env, EchoLog, "echoLog"));
   exports.Set("addDisk", Napi::Function::New(env, AddDisk, "addDisk"));
   exports.Set("mount", Napi::Function::New(env, Mount, "mount"));
   exports.Set("umount", Napi::Function::New(env, Umount, "umount"));

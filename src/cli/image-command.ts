@@ -42,6 +42,9 @@ export const imageFlags = {
   options: Flags.string({
     description: 'filesystem mount options, as for mount -o',
   }),
+  printk: Flags.boolean({
+    description: "show the kernel's messages on stderr as it prints them (up to info level)",
+  }),
 };
 
 /** The copy commands' own flags; whose owners they replace is "what". */
@@ -50,6 +53,18 @@ export function copyFlags(what: string) {
     owner: Flags.integer({ char: 'o', description: `owner (uid) for every copied entry, instead of ${what}`, min: 0 }),
     group: Flags.integer({ char: 'g', description: `group (gid) for every copied entry, instead of ${what}`, min: 0 }),
     xattrs: Flags.boolean({ description: 'copy extended attributes', default: true, allowNo: true }),
+  };
+}
+
+/** Sources and destination as LKL's cptofs and cpfromfs take them (see engine/lkl-sources.ts). */
+export function lklPathFlags(tool: string) {
+  return {
+    glob: Flags.boolean({
+      description: `the last component of each SOURCE is a shell pattern (quote it), matched against the names in its directory; a SOURCE made only of "." and "/" is the contents of that directory (as in LKL's ${tool})`,
+    }),
+    into: Flags.boolean({
+      description: `DEST must be an existing directory, even for one SOURCE (as in LKL's ${tool})`,
+    }),
   };
 }
 
@@ -96,12 +111,20 @@ export abstract class ImageCommand extends Command {
 
   /** Runs job on the mounted image, then unmounts and halts, always. */
   protected async withImage<T>(
-    flags: { 'filesystem-image': string; 'filesystem-type'?: string; partition: number; mem: number; options?: string },
+    flags: {
+      'filesystem-image': string;
+      'filesystem-type'?: string;
+      partition: number;
+      mem: number;
+      options?: string;
+      printk: boolean;
+    },
     how: { readOnly: boolean; prefault?: boolean; epoch?: number },
     job: (ctx: JobContext) => Promise<T>,
   ): Promise<T> {
     const fsType = flags['filesystem-type'] ?? (await detect(flags['filesystem-image'], flags.partition));
-    return this.withKernel({ memMiB: flags.mem, prefault: how.prefault, epoch: how.epoch }, async (kernel, signal) => {
+    const boot = { memMiB: flags.mem, prefault: how.prefault, epoch: how.epoch, printk: flags.printk };
+    return this.withKernel(boot, async (kernel, signal) => {
       const mount = await kernel.mount(flags['filesystem-image'], {
         fsType,
         partition: flags.partition,

@@ -1,8 +1,11 @@
 import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
+import { readdir } from 'node:fs/promises';
 import { copyIn } from '../engine/copy-in.js';
+import { expandSources } from '../engine/lkl-sources.js';
+import { isSystemError } from '../kernel/binding.js';
 import { UsageError } from '../errors.js';
-import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { copyFlags, ImageCommand, imageFlags, lklPathFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
 import type { CopyResult } from '../cli/json.js';
 import { counts } from '../cli/progress.js';
@@ -28,6 +31,10 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
   static override flags = {
     ...imageFlags,
     ...copyFlags('the source’s'),
+    ...lklPathFlags('cptofs'),
+    selinux: Flags.string({
+      description: 'SELinux context (security.selinux) for every entry copied, instead of the source’s',
+    }),
     verbose: Flags.boolean({ char: 'v', description: 'print the image path of each entry copied' }),
     epoch: Flags.integer({
       description: "the kernel's clock at start, in seconds (default: $SOURCE_DATE_EPOCH, else now)",
@@ -42,12 +49,16 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
     if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
     if (flags.verbose && this.jsonEnabled()) throw new UsageError('--verbose and --json both want standard output: give one');
     const dest = paths.pop() as string;
+    // Host directories: listed before the kernel boots.
+    const sources = flags.glob ? await expandSources(paths, listHost) : paths;
     const { totals, warnings } = await this.progress('copying', (update) =>
       this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) =>
-        copyIn(mount, paths, dest, {
+        copyIn(mount, sources, dest, {
           uid: flags.owner,
           gid: flags.group,
           xattrs: flags.xattrs,
+          selinux: flags.selinux === undefined ? undefined : Buffer.from(flags.selinux),
+          into: flags.into,
           signal,
           created: flags.verbose ? (p) => process.stdout.write(Buffer.concat([p, newline])) : undefined,
           progress: (t) => update(counts(t.entries, t.bytes)),
@@ -57,5 +68,13 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
     this.printWarnings(warnings);
     this.summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
     return { ...totals, warnings };
+  }
+}
+
+async function listHost(dir: Buffer): Promise<Buffer[]> {
+  try {
+    return await readdir(dir, { encoding: 'buffer' });
+  } catch (e) {
+    throw new UsageError(`cannot list ${dir.toString()}: ${isSystemError(e) ? e.code : String(e)}`);
   }
 }

@@ -38,6 +38,7 @@ export interface StepHooks<S> {
 const SYSCALL: Partial<Record<BatchOp[0], string>> = {
   lutimes: 'utimensat',
   copyXattrs: 'lsetxattr',
+  setXattr: 'lsetxattr',
   hostMkdir: 'mkdir',
   hostSymlink: 'symlink',
   hostLink: 'link',

@@ -48,6 +48,8 @@ export interface TarOptions {
   signal?: AbortSignal;
   /** Called after each entry with the running totals. */
   progress?: (entries: number, bytes: number) => void;
+  /** Called with each entry once it is in the archive; awaited. */
+  archived?: (entry: ImageEntry) => Promise<void> | void;
 }
 
 export interface TarResult {
@@ -276,6 +278,7 @@ class TarOut {
     await done;
     if (this.device) throw new Error(`tar-stream wrote the header of ${this.show(e)} in an unexpected way`);
     this.entries++;
+    await this.opts.archived?.(e);
     this.opts.progress?.(this.entries, this.bytes);
   }
 

@@ -71,6 +71,7 @@ export type BatchOp =
   | ['chmod', boolean, KPath, number]
   | ['lutimes', boolean, KPath, bigint, bigint]
   | ['copyXattrs', boolean, KPath, KPath]
+  | ['setXattr', boolean, KPath, string, Buffer]
   | ['unlink', boolean, KPath]
   | ['hostMkdir', boolean, KPath, number]
   | ['copyOut', boolean, KPath, KPath, number]
@@ -103,6 +104,8 @@ export interface Binding {
   isRunning(): boolean;
   /** The kernel's log since the last call. */
   takeLog(): string;
+  /** Also write each kernel message to stderr as it is printed. */
+  echoLog(on: boolean): void;
   addDisk(image: KPath, readOnly: boolean): Promise<number>;
   mount(disk: number, partition: number, fsType: string, readOnly: boolean, options: string): Promise<string>;
   umount(disk: number, partition: number): Promise<number>;

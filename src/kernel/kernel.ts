@@ -17,6 +17,8 @@ export interface BootOptions {
   prefault?: boolean;
   /** Wall clock at boot, in seconds since the epoch (reproducible images). */
   epoch?: number;
+  /** The kernel's messages on stderr as it prints them, up to info level. */
+  printk?: boolean;
 }
 
 export interface MountOptions {
@@ -92,9 +94,13 @@ export class Kernel {
   static async boot(opts: BootOptions = {}): Promise<Kernel> {
     if (current) throw new LklfsError('the kernel was already started in this process');
     const native = binding();
-    // Every message up to info reaches the log buffer (never the terminal):
-    // a failed mount is explained by what the filesystem said.
-    const args = [`mem=${opts.memMiB ?? DEFAULT_MEM_MIB}M`, 'loglevel=6'];
+    // Messages more urgent than info (loglevel=6) reach the log buffer,
+    // never the terminal: a failed mount is explained by what the
+    // filesystem said. With printk they are also shown as they come, at
+    // the kernel's default level, info included ("EXT4-fs (lkl0): mounted
+    // filesystem ..."), as LKL's tools show them with -p.
+    if (opts.printk) native.echoLog(true);
+    const args = [`mem=${opts.memMiB ?? DEFAULT_MEM_MIB}M`, `loglevel=${opts.printk ? 7 : 6}`];
     if (opts.prefault) args.push('lkl_prefault');
     if (opts.epoch !== undefined) args.push(`lkl_epoch=${Math.floor(opts.epoch)}`);
     process.once('exit', () => native.shutdown());

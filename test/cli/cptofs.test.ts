@@ -257,6 +257,6 @@ describe('cptofs', () => {
       expect(missing.stderr).toMatch(/cannot copy .*nope: ENOENT/);
       const notDir = lklfs(['cptofs', '-t', 'ext4', '-i', img, dir, dir, '/no-such-dir']);
       expect(notDir.status).toBe(2);
-      expect(notDir.stderr).toMatch(/destination \/no-such-dir is not a directory/);
+      expect(notDir.stderr).toMatch(/destination \/no-such-dir does not exist in the image/);
     }));
 });
