@@ -4,7 +4,8 @@
  * last component): bytes, not characters; "*" and "?" match a leading
  * "." too; "[...]" sets with "!" or "^" to negate, ranges of byte values
  * and the POSIX classes ("[[:digit:]]"); a backslash makes the next byte
- * literal. A "[" with no closing "]" is itself.
+ * literal (a pattern ending in one matches nothing). A "[" with no
+ * closing "]" is itself.
  */
 
 type Token = { kind: 'byte'; byte: number } | { kind: 'any' } | { kind: 'star' } | { kind: 'set'; has: (b: number) => boolean };
@@ -82,7 +83,8 @@ function parseSet(pattern: Buffer, at: number): { has: (b: number) => boolean; n
   return { has, next: i + 1 };
 }
 
-function compile(pattern: Buffer): Token[] {
+/** The pattern's tokens; undefined for one that ends in a lone backslash, which matches nothing. */
+function compile(pattern: Buffer): Token[] | undefined {
   const tokens: Token[] = [];
   for (let i = 0; i < pattern.length; ) {
     const b = pattern[i] as number;
@@ -101,7 +103,8 @@ function compile(pattern: Buffer): Token[] {
         tokens.push({ kind: 'byte', byte: b });
         i++;
       }
-    } else if (b === BACKSLASH && i + 1 < pattern.length) {
+    } else if (b === BACKSLASH) {
+      if (i + 1 === pattern.length) return undefined;
       tokens.push({ kind: 'byte', byte: pattern[i + 1] as number });
       i += 2;
     } else {
@@ -121,6 +124,7 @@ function matchOne(t: Token, b: number): boolean {
 /** A matcher for one pattern, to test many names with. */
 export function fnmatcher(pattern: Buffer): (name: Buffer) => boolean {
   const tokens = compile(pattern);
+  if (!tokens) return () => false;
   return (name) => {
     // Left to right; on a mismatch, the last "*" takes one byte more.
     let t = 0;
