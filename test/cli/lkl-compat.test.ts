@@ -46,9 +46,19 @@ function debugfsLs(img: string, path: string): string[] {
 const fsck = (img: string) => sh('e2fsck', ['-fn', img]);
 
 describe('LKL command lines: usage', () => {
+  const copyOptions = [
+    '-p, --enable-printk',
+    '-P, --partition',
+    '-t, --filesystem-type',
+    '-i, --filesystem-image',
+    '-o, --owner',
+    '-g, --group',
+    '-s, --selinux',
+    '-m, --mb',
+  ];
   const lklOptions = {
-    cptofs: ['-p, --enable-printk', '-P, --partition', '-t, --filesystem-type', '-i, --filesystem-image', '-o, --owner', '-g, --group', '-s, --selinux', '-m, --mb'],
-    cpfromfs: ['-p, --enable-printk', '-P, --partition', '-t, --filesystem-type', '-i, --filesystem-image', '-o, --owner', '-g, --group', '-s, --selinux', '-m, --mb'],
+    cptofs: copyOptions,
+    cpfromfs: copyOptions,
     fs2tar: ['-p, --enable-printk', '-P, --partition', '-t, --filesystem-type', '-s, --selinux-contexts'],
   };
 
@@ -205,35 +215,37 @@ describe('LKL command lines: ext4 images', () => {
         symlinkSync('hostname', join(tree, 'etc/name'));
         const context = 'system_u:object_r:etc_t:s0';
         expectOk(lkl('cptofs', ['-t', 'ext4', '-i', img, '-o', '1234', '-g', '5678', '-s', context, tree, '/']));
-        // Long forms, options after the arguments, "--" before a source that begins with "-".
+        // Long forms, after the arguments: argp takes options anywhere, as getopt does.
+        writeFileSync(join(dir, 'long'), 'long\n');
+        const longForms = ['--filesystem-type', 'ext4', '--owner=42', '--group', '43', `--selinux=${context}`, '--mb=64'];
+        expectOk(lkl('cptofs', ['long', '/tree', ...longForms, '--enable-printk', '--filesystem-image', img], { cwd: dir }));
+        // "--" ends the options: a source may begin with "-", and nothing after it is an option.
         writeFileSync(join(dir, '-dash'), 'dash\n');
-        const long = lkl(
-          'cptofs',
-          ['--filesystem-type', 'ext4', '--owner=42', '--group', '43', '--selinux=' + context, '--mb=64', '--enable-printk', '--', '-dash', '/tree', `--filesystem-image=${img}`],
-          { cwd: dir },
-        );
-        // "--" ends the options: the image given after it is a source, and is not there.
-        expect(long.status).toBe(2);
-        expect(long.stderr).toMatch(/^cptofs: give the image with -i IMAGE/);
-        expectOk(lkl('cptofs', ['--filesystem-type', 'ext4', '--owner=42', '--group', '43', '--selinux=' + context, '--mb=64', '--enable-printk', '--filesystem-image', img, '--', '-dash', '/tree'], { cwd: dir }));
+        expectOk(lkl('cptofs', ['-t', 'ext4', '-i', img, '-o', '42', '-g', '43', '-s', context, '--', '-dash', '/tree'], { cwd: dir }));
+        const late = lkl('cptofs', ['-t', 'ext4', '--', '-dash', '/tree', `--filesystem-image=${img}`], { cwd: dir });
+        expect(late.status).toBe(2);
+        expect(late.stderr).toMatch(/^cptofs: give the image with -i IMAGE/);
         fsck(img);
 
-        const paths = ['/tree', '/tree/etc', '/tree/etc/hostname', '/tree/etc/name', '/tree/-dash'];
+        const paths = ['/tree', '/tree/etc', '/tree/etc/hostname', '/tree/etc/name', '/tree/long', '/tree/-dash'];
         const got = debugfsStat(img, paths, dir);
         for (const p of paths) {
-          const owner = p === '/tree/-dash' ? [42, 43] : [1234, 5678];
+          const owner = p === '/tree/long' || p === '/tree/-dash' ? [42, 43] : [1234, 5678];
           expect([p, got.get(p)?.uid, got.get(p)?.gid]).toEqual([p, ...owner]);
           expect([p, got.get(p)?.xattrs.get('security.selinux')]).toEqual([p, `"${context}"`]);
         }
 
         // -m reached the kernel: its memory, as it reports it with -p.
-        const mem = lkl('cpfromfs', ['-p', '-m', '64', '-t', 'ext4', '-i', img, '/tree/etc', dir]);
+        const out = join(dir, 'out');
+        mkdirSync(out);
+        const owner = (path: string) => [lstatSync(path).uid, lstatSync(path).gid];
+        const mem = lkl('cpfromfs', ['-p', '-m', '64', '-t', 'ext4', '-i', img, '/tree/etc', out]);
         expectOk(mem);
         expect(mem.stderr).toMatch(/Memory: \d+K\/65536K available/);
-        if (isRoot) expect([lstatSync(join(dir, 'etc/hostname')).uid, lstatSync(join(dir, 'etc/hostname')).gid]).toEqual([1234, 5678]);
-        const asked = lkl('cpfromfs', ['-o', '7', '-g', '8', '-s', 'ignored', '-t', 'ext4', '-i', img, '/tree/-dash', dir]);
-        expectOk(asked);
-        expect([lstatSync(join(dir, '-dash')).uid, lstatSync(join(dir, '-dash')).gid]).toEqual(isRoot ? [7, 8] : [process.getuid?.(), process.getgid?.()]);
+        // Owners are the image's as root (cp -a's rule), or -o/-g's; -s is ignored, as in LKL.
+        if (isRoot) expect(owner(join(out, 'etc/hostname'))).toEqual([1234, 5678]);
+        expectOk(lkl('cpfromfs', ['-o', '7', '-g', '8', '-s', 'ignored', '-t', 'ext4', '-i', img, '/tree/long', out]));
+        expect(owner(join(out, 'long'))).toEqual(isRoot ? [7, 8] : [process.getuid?.(), process.getgid?.()]);
 
         // fs2tar -s: one line per labelled entry (the root and lost+found, made by mkfs, have none).
         expectOk(lkl('fs2tar', ['-s', join(dir, 'contexts'), '-t', 'ext4', img, join(dir, 'out.tar')]));
