@@ -6,7 +6,8 @@
  * work as lklfs does it: full fidelity, clean unmount, lklfs's messages
  * and exit statuses.
  */
-import { execute } from '@oclif/core';
+// The subpath, as bin/run.js: the package's index loads all of oclif first.
+import { execute } from '@oclif/core/execute';
 import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
