@@ -152,6 +152,15 @@ const runnable = onX64 && haveTool('mkfs.ext4') && haveTool('dpkg-query');
       expect(run(['ls', '-i', image, '/'])).toBe('etc\nlost+found\nname\n');
       expect(run(['cat', '-i', image, '/name'])).toBe('packaged\n');
       expect(run(['--version'])).toMatch(new RegExp(`^lklfs/${version.replace(/\./g, '\\.')} linux-x64 node-v`));
+
+      // LKL's commands come with it (package.json's bin).
+      const lkl = (tool: string, args: string[]) =>
+        check(spawnSync('npx', [tool, ...args], { cwd: app, env: npmEnv(bin), encoding: 'utf8' }), `${tool} ${args.join(' ')}`);
+      mkdirSync(join(app, 'out'));
+      lkl('cpfromfs', ['-t', 'ext4', '-i', image, '/etc', join(app, 'out')]);
+      expect(readFileSync(join(app, 'out/etc/hostname'), 'utf8')).toBe('packaged\n');
+      lkl('fs2tar', [image, join(app, 'fs.tar')]);
+      expect(sh('tar', ['-tf', join(app, 'fs.tar')]).stdout.split('\n')).toEqual(expect.arrayContaining(['etc/hostname', 'name']));
     });
 
     test('with no prebuilt addon for the machine (a musl C library), the install builds one from source', () => {
