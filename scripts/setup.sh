@@ -81,7 +81,9 @@ if ((${#unbuildable[@]})); then
 	exit 1
 fi
 
-if [ ! -d node_modules ]; then
+# npm records what it installed in node_modules/.package-lock.json: a
+# lock file changed since (a pull that added a dependency) installs again.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
 	npm ci --no-audit --no-fund
 fi
 
