@@ -164,6 +164,30 @@ Napi::Value RemoveDisk(const Napi::CallbackInfo &info) {
   });
 }
 
+// reattachDisk(id) -> disk id: detaches an unmounted disk and attaches its
+// image again, keeping the open file and its lock: the kernel reads the
+// image's size and its partition table anew (after the image was grown).
+// The id is the lowest free one, so the same unless a lower one was freed.
+Napi::Value ReattachDisk(const Napi::CallbackInfo &info) {
+  long id = IntArg(info, 0);
+  return Submit(info.Env(), "reattachDisk", "", [id]() -> long {
+    std::lock_guard<std::mutex> hold(disks_lock);
+    auto d = disks.find(id);
+    if (d == disks.end()) return -LKL_ENOENT;
+    struct lkl_disk disk = d->second;
+    long ret = lkl_disk_remove(disk);
+    if (ret < 0) return ret;
+    disks.erase(d);
+    long again = lkl_disk_add(&disk);
+    if (again < 0) {
+      close(disk.fd);
+      return again;
+    }
+    disks[again] = disk;
+    return again;
+  });
+}
+
 // Syncs every filesystem, stops the kernel and closes the images.
 Napi::Value Halt(const Napi::CallbackInfo &info) {
   return Submit(info.Env(), "halt", "", [] {
@@ -209,6 +233,7 @@ void RegisterKernel(Napi::Env env, Napi::Object exports) {
   exports.Set("mount", Napi::Function::New(env, Mount, "mount"));
   exports.Set("umount", Napi::Function::New(env, Umount, "umount"));
   exports.Set("removeDisk", Napi::Function::New(env, RemoveDisk, "removeDisk"));
+  exports.Set("reattachDisk", Napi::Function::New(env, ReattachDisk, "reattachDisk"));
   exports.Set("halt", Napi::Function::New(env, Halt, "halt"));
 }
 

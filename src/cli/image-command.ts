@@ -172,7 +172,7 @@ export abstract class ImageCommand extends Command {
 }
 
 /** The filesystem type read from the image, for a command given no -t. */
-async function detect(image: string, partition: number): Promise<string> {
+export async function detect(image: string, partition: number): Promise<string> {
   let type: string | undefined;
   try {
     type = await probeFsType(image, partition);

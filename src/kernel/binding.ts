@@ -111,6 +111,12 @@ export interface Binding {
   umount(disk: number, partition: number): Promise<number>;
   /** Detaches an unmounted disk and closes its image (and its lock). */
   removeDisk(disk: number): Promise<number>;
+  /**
+   * Detaches an unmounted disk and attaches its image again, keeping the
+   * open file and its lock: the kernel reads the image's size and
+   * partition table anew. Resolves to the disk's id.
+   */
+  reattachDisk(disk: number): Promise<number>;
   halt(): Promise<number>;
   /** Unmounts everything and halts, synchronously: for process exit. */
   shutdown(): void;
@@ -151,6 +157,11 @@ export interface Binding {
   read(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   write(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   fsync(fd: number): Promise<number>;
+  /**
+   * ioctl(fd, request, arg): arg is the request's struct, which the kernel
+   * reads and/or fills as the request number says (see engine/ioctl.ts).
+   */
+  ioctl(fd: number, request: number, arg: Buffer): Promise<number>;
   constants: Record<
     | 'O_RDONLY'
     | 'O_WRONLY'
