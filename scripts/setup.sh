@@ -38,6 +38,7 @@ test_tools=(
 	mksquashfs squashfs-tools
 	mkfs.erofs erofs-utils
 	sfdisk fdisk
+	sgdisk gdisk
 	setfattr attr
 	setfacl acl
 	isoinfo genisoimage

@@ -3,9 +3,13 @@ import * as Flags from '@oclif/core/flags';
 import { readdir } from 'node:fs/promises';
 import { copyIn } from '../engine/copy-in.js';
 import { expandSources } from '../engine/lkl-sources.js';
+import { GrowOnFull } from '../engine/grow.js';
+import { cannotGrow, growMountType } from '../engine/resize-fs.js';
+import { treeBytes } from '../engine/tree-size.js';
 import { isSystemError } from '../kernel/binding.js';
-import { UsageError } from '../errors.js';
-import { copyFlags, ImageCommand, imageFlags, lklPathFlags } from '../cli/image-command.js';
+import { LklfsError, UsageError } from '../errors.js';
+import { copyFlags, detect, ImageCommand, imageFlags, lklPathFlags } from '../cli/image-command.js';
+import { parseSize } from '../cli/size.js';
 import { formatBytes } from '../cli/format.js';
 import type { CopyResult } from '../cli/json.js';
 import { counts } from '../cli/progress.js';
@@ -19,10 +23,16 @@ contents (holes kept), directories, symlinks, hard links, device nodes,
 fifos and sockets, with owner, mode, nanosecond timestamps and extended
 attributes. "dir/." copies the contents of dir. Entries already in the
 image are replaced; directories are merged. The image is checked by
-nothing here: run the filesystem's fsck if you want a second opinion.`;
+nothing here: run the filesystem's fsck if you want a second opinion.
+
+With --grow (ext2, ext3, ext4, btrfs, xfs), an image too small for the
+sources is made bigger instead of failing with ENOSPC, as lklfs grow does
+(the image file, or partition -P when it is the last one): before the copy
+to about the sources' size, and again whenever it fills up.`;
   static override examples = [
     'lklfs cptofs -t ext4 -i rootfs.img ./rootfs/* /',
     'lklfs cptofs -t ext4 -i rootfs.img --owner 0 --group 0 ./rootfs/. /',
+    'lklfs cptofs -i rootfs.img --grow ./rootfs/. /',
   ];
   static override strict = false;
   static override args = {
@@ -41,6 +51,11 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
       env: 'SOURCE_DATE_EPOCH',
       min: 0,
     }),
+    grow: Flags.boolean({ description: 'make the image bigger as needed instead of failing when it is full' }),
+    'grow-step': Flags.string({
+      description: 'with --grow: grow by at least SIZE each time (default: what is left to copy, plus 10%)',
+      dependsOn: ['grow'],
+    }),
   };
 
   async run(): Promise<CopyResult> {
@@ -51,9 +66,22 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
     const dest = paths.pop() as string;
     // Host directories: listed before the kernel boots.
     const sources = flags.glob ? await expandSources(paths, listHost) : paths;
+    const step = flags['grow-step'] === undefined ? 0 : parseSize(flags['grow-step'], '--grow-step').bytes;
+    let fsType = flags['filesystem-type'];
+    if (flags.grow) {
+      fsType ??= await detect(flags['filesystem-image'], flags.partition);
+      const why = cannotGrow(fsType);
+      if (why) throw new LklfsError(`--grow: ${flags['filesystem-image']}: ${why}`);
+      fsType = growMountType(fsType);
+    }
+    let grower: GrowOnFull | undefined;
     const { totals, warnings } = await this.progress('copying', (update) =>
-      this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) =>
-        copyIn(mount, sources, dest, {
+      this.withImage({ ...flags, 'filesystem-type': fsType }, { readOnly: false, prefault: true, epoch: flags.epoch }, async ({ mount, signal }) => {
+        if (flags.grow) {
+          grower = new GrowOnFull(mount, await treeBytes(mount.kernel.native, sources), step);
+          await grower.presize();
+        }
+        return copyIn(mount, sources, dest, {
           uid: flags.owner,
           gid: flags.group,
           xattrs: flags.xattrs,
@@ -62,11 +90,14 @@ nothing here: run the filesystem's fsck if you want a second opinion.`;
           signal,
           created: flags.verbose ? (p) => process.stdout.write(Buffer.concat([p, newline])) : undefined,
           progress: (t) => update(counts(t.entries, t.bytes)),
-        }),
-      ),
+          full: grower && ((copied, entry, attempt) => (grower as GrowOnFull).full(copied, entry, attempt)),
+        });
+      }),
     );
     this.printWarnings(warnings);
     this.summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
+    if (grower?.growths)
+      this.summary(`grew the image ${grower.growths} time(s), from ${formatBytes(grower.fromBytes ?? 0)} to ${formatBytes(grower.toBytes ?? 0)}`);
     return { ...totals, warnings };
   }
 }

@@ -36,6 +36,12 @@ export interface CopyInOptions {
   created?: (imagePath: Buffer) => void;
   /** Stops the copy at the next batch. */
   signal?: AbortSignal;
+  /**
+   * The filesystem is full (ENOSPC) with copied bytes of file data done,
+   * at an entry of entryBytes on the host, for the attempt-th time in a
+   * row: true once there is more room (see GrowOnFull), false to fail.
+   */
+  full?: (copied: number, entryBytes: number, attempt: number) => Promise<boolean>;
 }
 
 export interface CopyTotals {
@@ -166,6 +172,8 @@ class CopyIn {
     done: (step, ret) => {
       if (step.op[0] === 'copyIn') this.totals.bytes += ret;
     },
+    full: (step, attempt) =>
+      this.opts.full ? this.opts.full(this.totals.bytes, step.source.stat.blocks * 512, attempt) : Promise.resolve(false),
   };
 
   /** An entry is in the way: merged into, or removed (see inTheWay). */

@@ -57,16 +57,17 @@ export async function planGrowth(image: string, partition: number, size: SizeReq
       return { image, partition, fromBytes: fileBytes, toBytes: to, fileBytes: to, writes: [] };
     }
     const table = await readPartitionTable(fh);
-    const p = table?.partitions.find((x) => x.number === partition);
-    if (!table || !p)
-      throw new LklfsError(`${image} has no partition ${partition}${table ? ` in its ${table.kind} table` : ' (no partition table)'}`);
-    const fromBytes = (p.last - p.first + 1) * SECTOR;
-    const sectors = Math.ceil(target(fromBytes) / SECTOR);
+    if (!table) throw new LklfsError(`${image} has no partition ${partition}: it has no partition table`);
     let growth;
+    let fromBytes;
+    let sectors;
     try {
+      const p = table.partition(partition);
+      fromBytes = (p.last - p.first + 1) * SECTOR;
+      sectors = Math.ceil(target(fromBytes) / SECTOR);
       growth = table.grow(partition, sectors, Math.floor(fileBytes / SECTOR));
     } catch (e) {
-      throw e instanceof LklfsError ? new LklfsError(`${image}: ${e.message}`) : e;
+      throw e instanceof LklfsError && !(e instanceof UsageError) ? new LklfsError(`${image}: ${e.message}`) : e;
     }
     return {
       image,
@@ -117,4 +118,55 @@ export async function growMounted(mount: Mount, size: SizeRequest): Promise<Grow
     await mount.kernel.remount(mount, () => applyGrowth(plan));
   const fsToBytes = await growFilesystem(mount, mount.fsType, plan.toBytes);
   return { plan, fsFromBytes: before.blocks * before.blockSize, fsToBytes };
+}
+
+/** Room left over each time: metadata the estimate misses, the next few files. */
+const MARGIN = 16 * 2 ** 20;
+const MiB = 2 ** 20;
+
+/**
+ * Growing the image as a copy fills it (cptofs --grow): once before the
+ * copy, to room for the source's estimated size; then, should the
+ * filesystem still fill up (ENOSPC), by what is left to copy plus a margin,
+ * and the step that failed is tried again. Each growth is at least step
+ * bytes when one is given.
+ */
+export class GrowOnFull {
+  /** Growths done, and the image's (or partition's) size before the first. */
+  growths = 0;
+  fromBytes?: number;
+  toBytes?: number;
+
+  constructor(
+    private readonly mount: Mount,
+    private readonly estimate: number,
+    private readonly step = 0,
+  ) {}
+
+  /** Before the copy: grown when the estimate does not fit in the free space. */
+  async presize(): Promise<void> {
+    const st = await this.mount.kernel.native.statfs(this.mount.path('/'));
+    const free = st.blocksAvailable * st.blockSize;
+    if (free < this.estimate) await this.grow(this.estimate - free);
+  }
+
+  /**
+   * ENOSPC with copied bytes of file data done, at an entry of entryBytes,
+   * attempt times in a row: true once grown. A second growth for the same
+   * entry doubles; a third is not tried (what fails then is not for want
+   * of room, as an extended attribute too big for its filesystem).
+   */
+  async full(copied: number, entryBytes: number, attempt: number): Promise<boolean> {
+    if (attempt > 2) return false;
+    await this.grow(Math.max(this.estimate - copied, entryBytes) * attempt);
+    return true;
+  }
+
+  private async grow(need: number): Promise<void> {
+    const bytes = Math.max(this.step, Math.ceil((need * 1.1 + MARGIN) / MiB) * MiB);
+    const g = await growMounted(this.mount, { relative: true, bytes });
+    this.fromBytes ??= g.plan.fromBytes;
+    this.toBytes = g.plan.toBytes;
+    this.growths++;
+  }
 }

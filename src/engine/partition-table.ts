@@ -35,6 +35,8 @@ export interface PartitionTable {
   kind: 'MBR' | 'GPT';
   /** The partitions that can be mounted (an MBR's extended container is not one). */
   partitions: Partition[];
+  /** Partition n; an error saying why when there is none to mount. */
+  partition(n: number): Partition;
   /**
    * Partition n made newSectors long (the image is fileSectors long now):
    * how big the image must become, and what to write.
@@ -56,10 +58,15 @@ export async function readPartitionTable(fh: FileHandle): Promise<PartitionTable
   return MbrTable.read(fh, mbr);
 }
 
-/** The partition, and the one that keeps it from being the last, if any. */
-function findLast(table: PartitionTable, n: number, extra: Partition[] = []): Partition {
+function find(table: PartitionTable, n: number): Partition {
   const p = table.partitions.find((x) => x.number === n);
   if (!p) throw new LklfsError(`the ${table.kind} table has no partition ${n}`);
+  return p;
+}
+
+/** Partition n, when no other one (nor extra) ends after it. */
+function findLast(table: PartitionTable, n: number, extra: Partition[] = []): Partition {
+  const p = table.partition(n);
   const after = [...table.partitions, ...extra].find((x) => x !== p && x.last > p.last);
   if (after)
     throw new LklfsError(
@@ -120,6 +127,12 @@ class MbrTable implements PartitionTable {
     // growable here, and only its extent matters to which one is last.
     const logical = extended.length ? await logicalPartitions(fh, extended[0] as Partition) : [];
     return new MbrTable(sector0, [...primary, ...logical], extended);
+  }
+
+  partition(n: number): Partition {
+    if (this.extended.some((x) => x.number === n))
+      throw new LklfsError(`partition ${n} is the MBR table's extended partition: it holds logical partitions, not a filesystem`);
+    return find(this, n);
   }
 
   grow(n: number, newSectors: number, fileSectors: number): TableGrowth {
@@ -198,6 +211,10 @@ class GptTable implements PartitionTable {
         partitions.push({ number: i + 1, first: Number(e.readBigUInt64LE(32)), last: Number(e.readBigUInt64LE(40)) });
     }
     return new GptTable(pmbr, header, entries, partitions, damage);
+  }
+
+  partition(n: number): Partition {
+    return find(this, n);
   }
 
   /**
