@@ -3,7 +3,7 @@ import * as Flags from '@oclif/core/flags';
 import { readdir } from 'node:fs/promises';
 import { copyIn } from '../engine/copy-in.js';
 import { expandSources } from '../engine/lkl-sources.js';
-import { GrowOnFull } from '../engine/grow.js';
+import { GrowOnFull, planGrowth } from '../engine/grow.js';
 import { cannotGrow, growMountType } from '../engine/resize-fs.js';
 import { treeBytes } from '../engine/tree-size.js';
 import { isSystemError } from '../kernel/binding.js';
@@ -28,7 +28,9 @@ nothing here: run the filesystem's fsck if you want a second opinion.
 With --grow (ext2, ext3, ext4, btrfs, xfs), an image too small for the
 sources is made bigger instead of failing with ENOSPC, as lklfs grow does
 (the image file, or partition -P when it is the last one): before the copy
-to about the sources' size, and again whenever it fills up.`;
+to about the sources' size, and again whenever it fills up. With
+--grow-step SIZE, only when it fills up, by SIZE each time (more when one
+file needs more): the image stays as small as steps allow.`;
   static override examples = [
     'lklfs cptofs -t ext4 -i rootfs.img ./rootfs/* /',
     'lklfs cptofs -t ext4 -i rootfs.img --owner 0 --group 0 ./rootfs/. /',
@@ -53,7 +55,7 @@ to about the sources' size, and again whenever it fills up.`;
     }),
     grow: Flags.boolean({ description: 'make the image bigger as needed instead of failing when it is full' }),
     'grow-step': Flags.string({
-      description: 'with --grow: grow by at least SIZE each time (default: what is left to copy, plus 10%)',
+      description: 'with --grow: grow by SIZE each time the image is full, nothing before (default: to the sources\' size first)',
       dependsOn: ['grow'],
     }),
   };
@@ -72,13 +74,15 @@ to about the sources' size, and again whenever it fills up.`;
       fsType ??= await detect(flags['filesystem-image'], flags.partition);
       const why = cannotGrow(fsType);
       if (why) throw new LklfsError(`--grow: ${flags['filesystem-image']}: ${why}`);
+      // A partition that cannot grow (not the last one, ...): said now, not when full.
+      await planGrowth(flags['filesystem-image'], flags.partition, { relative: true, bytes: 0 });
       fsType = growMountType(fsType);
     }
     let grower: GrowOnFull | undefined;
     const { totals, warnings } = await this.progress('copying', (update) =>
       this.withImage({ ...flags, 'filesystem-type': fsType }, { readOnly: false, prefault: true, epoch: flags.epoch }, async ({ mount, signal }) => {
         if (flags.grow) {
-          grower = new GrowOnFull(mount, await treeBytes(mount.kernel.native, sources), step);
+          grower = new GrowOnFull(mount, step ? { step } : { estimate: await treeBytes(mount.kernel.native, sources) });
           await grower.presize();
         }
         return copyIn(mount, sources, dest, {

@@ -4,8 +4,8 @@ import { formatBytes } from '../cli/format.js';
 import { writeOut } from '../cli/output.js';
 import { parseSize } from '../cli/size.js';
 import { growMounted, planGrowth } from '../engine/grow.js';
-import { cannotGrow, growMountType } from '../engine/resize-fs.js';
-import { LklfsError } from '../errors.js';
+import { cannotGrow, growMountType, smallestResize } from '../engine/resize-fs.js';
+import { LklfsError, UsageError } from '../errors.js';
 
 export default class Grow extends ImageCommand {
   static override summary = 'Make an image and its filesystem bigger';
@@ -39,7 +39,10 @@ size it has already just grows the filesystem to fill it.`;
     if (why) throw new LklfsError(`${image}: ${why}`);
     // Shrinking, a partition that is not the last: refused before the
     // image is opened for writing (mounting alone would write to it).
-    await planGrowth(image, flags.partition, size);
+    const plan = await planGrowth(image, flags.partition, size);
+    const smallest = smallestResize(fsType);
+    if (plan.toBytes < smallest)
+      throw new UsageError(`${image}: ${fsType} cannot be resized to less than ${formatBytes(smallest)} (the kernel's limit): ask for that much or more`);
     const g = await this.withImage({ ...flags, 'filesystem-type': growMountType(fsType) }, { readOnly: false }, ({ mount }) =>
       growMounted(mount, size),
     );

@@ -16,7 +16,7 @@ import type { Mount } from '../kernel/kernel.js';
 import { describe } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { readPartitionTable, SECTOR, type TableWrite } from './partition-table.js';
-import { growFilesystem } from './resize-fs.js';
+import { growFilesystem, smallestResize } from './resize-fs.js';
 
 /** A new size: "+N" (relative) is that much more than now. */
 export interface SizeRequest {
@@ -125,48 +125,59 @@ const MARGIN = 16 * 2 ** 20;
 const MiB = 2 ** 20;
 
 /**
- * Growing the image as a copy fills it (cptofs --grow): once before the
- * copy, to room for the source's estimated size; then, should the
- * filesystem still fill up (ENOSPC), by what is left to copy plus a margin,
- * and the step that failed is tried again. Each growth is at least step
- * bytes when one is given.
+ * Growing the image as a copy fills it (cptofs --grow). Given an estimate
+ * of what the sources take: once before the copy, to room for it; then,
+ * should the filesystem still fill up (ENOSPC), by what is left to copy
+ * plus a margin. Given a step instead: only when it fills up, by step (or
+ * what the entry being copied needs, when more). Either way the step that
+ * failed is then tried again.
  */
 export class GrowOnFull {
-  /** Growths done, and the image's (or partition's) size before the first. */
+  /** Growths done, and the image's (or partition's) size before the first and after the last. */
   growths = 0;
   fromBytes?: number;
   toBytes?: number;
 
   constructor(
     private readonly mount: Mount,
-    private readonly estimate: number,
-    private readonly step = 0,
+    private readonly how: { estimate: number } | { step: number },
   ) {}
 
   /** Before the copy: grown when the estimate does not fit in the free space. */
   async presize(): Promise<void> {
+    if (!('estimate' in this.how)) return;
     const st = await this.mount.kernel.native.statfs(this.mount.path('/'));
     const free = st.blocksAvailable * st.blockSize;
-    if (free < this.estimate) await this.grow(this.estimate - free);
+    if (free < this.how.estimate) await this.grow(this.how.estimate - free);
   }
 
   /**
    * ENOSPC with copied bytes of file data done, at an entry of entryBytes,
    * attempt times in a row: true once grown. A second growth for the same
-   * entry doubles; a third is not tried (what fails then is not for want
-   * of room, as an extended attribute too big for its filesystem).
+   * entry is twice as big; a third is not tried (what fails then is not
+   * for want of room, as an extended attribute too big for its filesystem).
    */
   async full(copied: number, entryBytes: number, attempt: number): Promise<boolean> {
     if (attempt > 2) return false;
-    await this.grow(Math.max(this.estimate - copied, entryBytes) * attempt);
+    if ('step' in this.how) await this.growBy(Math.max(this.how.step, roundUp(entryBytes * attempt * 1.1)));
+    else await this.grow(Math.max(this.how.estimate - copied, entryBytes) * attempt);
     return true;
   }
 
-  private async grow(need: number): Promise<void> {
-    const bytes = Math.max(this.step, Math.ceil((need * 1.1 + MARGIN) / MiB) * MiB);
+  /** By need, plus the margin. */
+  private grow(need: number): Promise<void> {
+    return this.growBy(roundUp(need * 1.1 + MARGIN));
+  }
+
+  private async growBy(bytes: number): Promise<void> {
+    const now = (await planGrowth(this.mount.image, this.mount.partition, { relative: true, bytes: 0 })).fromBytes;
+    bytes = Math.max(bytes, smallestResize(this.mount.fsType) - now);
     const g = await growMounted(this.mount, { relative: true, bytes });
     this.fromBytes ??= g.plan.fromBytes;
     this.toBytes = g.plan.toBytes;
     this.growths++;
   }
 }
+
+/** Whole MiB: partitions stay aligned. */
+const roundUp = (bytes: number) => Math.ceil(bytes / MiB) * MiB;

@@ -67,6 +67,14 @@ export function cannotGrow(fsType: string): string | undefined {
 }
 
 /**
+ * The smallest size fsType can be resized to: btrfs_ioctl_resize() refuses
+ * anything under 256 MiB (EINVAL, without a word in the kernel's log).
+ */
+export function smallestResize(fsType: string): number {
+  return fsType === 'btrfs' ? 256 * 2 ** 20 : 0;
+}
+
+/**
  * ext2 and ext3 are mounted by the ext4 driver, which has the resize
  * ioctl; the type to mount fsType with for growing it.
  */

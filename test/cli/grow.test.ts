@@ -252,6 +252,10 @@ describe('lklfs grow refuses, leaving the image as it was', () => {
       sh('sfdisk', ['-q', gpt], { input: 'label: gpt\nsize=10M\nsize=10M\n' });
       refused(gpt, ['-P', '1', '-t', 'ext4', '--size', '+10M'], 1, /partition 1 is not the last one of the GPT table \(partition 2 ends after it/);
       refused(gpt, ['-P', '3', '-t', 'ext4', '--size', '+10M'], 1, /gpt\.img: the GPT table has no partition 3/);
+      const sum = sha256(gpt);
+      const r = lklfs(['cptofs', '-i', gpt, '-P', '1', '-t', 'ext4', '--grow', join(repoRoot, 'package.json'), '/']);
+      expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 1, stderr: expect.stringMatching(/partition 1 is not the last one/) });
+      expect(sha256(gpt)).toBe(sum);
       const mbr = join(dir, 'mbr.img');
       sh('truncate', ['-s', '64M', mbr]);
       sh('sfdisk', ['-q', mbr], { input: `label: dos\n${mbr}1 : size=10M\n${mbr}2 : size=30M, type=5\n${mbr}5 : size=10M\n` });
@@ -265,12 +269,14 @@ describe('lklfs grow refuses, leaving the image as it was', () => {
     }),
   );
 
-  need('mkfs.ext4')('shrinking, and a size that is not one', () =>
+  need('mkfs.ext4', 'mkfs.btrfs')('shrinking, a size that is not one, a btrfs under 256M', () =>
     inScratch('grow-shrink', (dir) => {
       const img = image(dir, { fs: 'ext4', mkfs: ['mkfs.ext4', '-q', '-F'], mib: 32 });
       refused(img, ['--size', '16M'], 2, /the size asked for \(16777216 bytes\) is smaller than the image's \(33554432 bytes\): lklfs grow does not shrink/);
       refused(img, ['--size', '1X'], 2, /--size: "1X" is not a size/);
       refused(img, ['--size=-1G'], 2, /is not a size/);
+      const btrfs = image(dir, { fs: 'btrfs', mkfs: ['mkfs.btrfs', '-q', '-f'], mib: 128 });
+      refused(btrfs, ['--size', '+64M'], 2, /btrfs cannot be resized to less than 256\.0 MiB \(the kernel's limit\)/);
     }),
   );
 
@@ -306,6 +312,29 @@ describe('cptofs --grow', () => {
       }),
     );
   });
+
+  describe.each([
+    { fs: 'ext4', mkfs: ['mkfs.ext4', '-q', '-F'], mib: 32, files: 16, step: 8, first: 0 },
+    // btrfs grows to 256M at least (the kernel's limit), then by steps.
+    { fs: 'btrfs', mkfs: ['mkfs.btrfs', '-q', '-f'], mib: 128, files: 80, step: 16, first: 128 },
+  ])('$fs, --grow-step of $step MiB', (k) =>
+    need(k.mkfs[0] as string)('grown only when full, by steps; files cut short by ENOSPC copied again whole', () =>
+      inScratch(`cptofs-grow-step-${k.fs}`, (dir) => {
+        const src = join(dir, 'src');
+        makeTree(src, k.files, 4);
+        const img = image(dir, k);
+        expectOk(lklfs(['cptofs', '-i', img, '--grow', '--grow-step', `${k.step}M`, `${src}/.`, '/']));
+        check[k.fs]!(img);
+        const grown = statSync(img).size - (k.mib + k.first) * MiB;
+        expect(grown % (k.step * MiB)).toBe(0);
+        // Room made a step at a time, not much more than the data needs.
+        const data = k.files * 4 * MiB;
+        expect(grown + (k.mib + k.first) * MiB).toBeGreaterThan(data);
+        expect(grown + (k.mib + k.first) * MiB).toBeLessThanOrEqual(data + k.mib * MiB);
+        expectSameTree(img, src, dir);
+      }),
+    ),
+  );
 
   need('mkfs.ext4')('ext4 out of inodes, not of blocks: grown again at each ENOSPC, the copy going on where it stopped', () =>
     inScratch('cptofs-grow-inodes', (dir) => {
