@@ -1,4 +1,4 @@
-import { Flags } from '@oclif/core';
+import * as Flags from '@oclif/core/flags';
 import { detect, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
 import { writeOut } from '../cli/output.js';
@@ -16,7 +16,8 @@ kernel: ext2, ext3, ext4, btrfs and xfs. No root needed.
 
 SIZE is the new size of the image, or of the partition with -P; "+SIZE"
 adds to it. Bytes, or K, M, G, T (powers of 1024). Never shrinks; the
-size it has already just grows the filesystem to fill it.`;
+size it has already just grows the filesystem to fill it. With --json,
+the sizes before and after, in bytes.`;
   static override examples = [
     'lklfs grow -i rootfs.img --size +1G',
     'lklfs grow -i disk.img -P 2 --size 4G',
@@ -30,7 +31,7 @@ size it has already just grows the filesystem to fill it.`;
     }),
   };
 
-  async run(): Promise<void> {
+  async run(): Promise<GrowResult | void> {
     const { flags } = await this.parse(Grow);
     const size = parseSize(flags.size, '--size');
     const image = flags['filesystem-image'];
@@ -46,9 +47,26 @@ size it has already just grows the filesystem to fill it.`;
     const g = await this.withImage({ ...flags, 'filesystem-type': growMountType(fsType) }, { readOnly: false }, ({ mount }) =>
       growMounted(mount, size),
     );
+    const result: GrowResult = {
+      type: fsType,
+      device: { fromBytes: g.plan.fromBytes, toBytes: g.plan.toBytes },
+      imageBytes: g.plan.fileBytes,
+      filesystem: { fromBytes: g.fsFromBytes, toBytes: g.fsToBytes },
+    };
+    if (this.jsonEnabled()) return result;
     const what = flags.partition ? `${image} partition ${flags.partition}` : image;
     await writeOut(
       `${what}: ${formatBytes(g.plan.fromBytes)} -> ${formatBytes(g.plan.toBytes)}; ${fsType} filesystem: ${formatBytes(g.fsFromBytes)} -> ${formatBytes(g.fsToBytes)}\n`,
     );
   }
+}
+
+/** What --json prints (schemas/grow.json). */
+interface GrowResult {
+  type: string;
+  /** The partition, or the whole image. */
+  device: { fromBytes: number; toBytes: number };
+  imageBytes: number;
+  /** As statfs tells it. */
+  filesystem: { fromBytes: number; toBytes: number };
 }

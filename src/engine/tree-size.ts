@@ -13,7 +13,7 @@ import { kindOf } from './modes.js';
 const BLOCK = 4096;
 const PER_ENTRY = 512;
 
-export async function treeBytes(k: Binding, roots: string[]): Promise<number> {
+export async function treeBytes(k: Binding, roots: (string | Buffer)[]): Promise<number> {
   const seen = new Set<string>();
   let bytes = 0;
   const add = (st: Pick<KStat, 'mode' | 'nlink' | 'dev' | 'ino' | 'blocks'>) => {

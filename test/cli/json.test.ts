@@ -127,5 +127,21 @@ describe('--json', () => {
     const udf = doc.results.find((x: any) => x.type === 'udf');
     expect(udf.steps.checked).toBeNull();
   });
+
+  (haveTool('mkfs.ext4') ? test : test.skip)('grow: the sizes before and after, as dumpe2fs sees them; a refusal as an error', () =>
+    inScratch('json-grow', (dir) => {
+      const img = join(dir, 'fs.img');
+      sh('truncate', ['-s', '32M', img]);
+      sh('mkfs.ext4', ['-q', '-F', img]);
+      const doc = output(lklfs(['grow', '-i', img, '--json', '--size', '+32M']), 'grow');
+      expect(doc).toMatchObject({ type: 'ext4', device: { fromBytes: 32 << 20, toBytes: 64 << 20 }, imageBytes: 64 << 20 });
+      const blocks = Number(/^Block count:\s+(\d+)$/m.exec(sh('dumpe2fs', ['-h', img]).stdout)?.[1]);
+      expect(blocks * 1024).toBe(64 << 20);
+      expect(doc.filesystem.toBytes).toBeGreaterThan(doc.filesystem.fromBytes + (28 << 20));
+      const shrink = lklfs(['grow', '-i', img, '--json', '--size', '1M']);
+      expect(shrink.status).toBe(2);
+      expect(output(shrink, 'grow').error.message).toMatch(/does not shrink/);
+    }),
+  );
 });
 
