@@ -11,9 +11,10 @@
  * asked of dpkg on this machine.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { haveTool, inScratch, repoRoot } from '../kernel/harness.js';
+import { haveTool, repoRoot } from '../kernel/harness.js';
 import { commandsOf } from './shell-commands.js';
 
 const read = (rel: string) => readFileSync(join(repoRoot, rel), 'utf8');
@@ -176,10 +177,13 @@ describe('host tools: what the build runs, setup installs', () => {
   });
 
   // Run as a user who cannot install anything, with a PATH that has every
-  // command but flex: setup must stop at once and name the package.
+  // command but flex: setup must stop at once and name the package. The
+  // script runs from a copy in a directory of its own, which that user can
+  // read wherever the checkout is (under /root, it cannot).
   const asNobody = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'] : [];
-  test('setup stops before the kernel build when a build tool is missing, naming its package', () =>
-    inScratch('setup-missing', (dir) => {
+  test('setup stops before the kernel build when a build tool is missing, naming its package', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lklfs-setup-'));
+    try {
       const bin = join(dir, 'bin');
       mkdirSync(bin);
       for (const d of ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
@@ -192,14 +196,19 @@ describe('host tools: what the build runs, setup installs', () => {
         for (const name of names)
           if (name !== 'flex' && !existsSync(join(bin, name))) symlinkSync(join(d, name), join(bin, name));
       }
+      mkdirSync(join(dir, 'scripts'));
+      copyFileSync(join(repoRoot, 'scripts/setup.sh'), join(dir, 'scripts/setup.sh'));
       chmodSync(dir, 0o755);
-      const argv = [...asNobody, 'bash', join(repoRoot, 'scripts/setup.sh')];
+      const argv = [...asNobody, 'bash', join(dir, 'scripts/setup.sh')];
       const r = spawnSync(argv[0] as string, argv.slice(1), {
         encoding: 'utf8',
         env: { PATH: bin, HOME: dir, LKL_CACHE_DIR: join(dir, 'cache') },
       });
-      expect(r.status).toBe(1);
       expect(r.stderr).toMatch(/setup: the build needs these packages: apt-get install flex\n/);
+      expect(r.status).toBe(1);
       expect(r.stderr).not.toMatch(/lkl-build:|npm/);
-    }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
