@@ -130,8 +130,17 @@ describe('host tools: what the build runs, setup installs', () => {
     expect(wrong).toEqual([]);
   });
 
-  (onDebian ? test : test.skip)('every command the kernel build and our scripts run is installed by setup or part of every Debian', () => {
+  /** Of commands (and where each is used), those neither setup nor Debian's base system provides. */
+  const notInstalled = (commands: Map<string, string>): string[] => {
     const base = basePackages();
+    return [...commands]
+      .filter(([command]) => !NODE.has(command) && !buildTools.has(command) && !testTools.has(command))
+      .map(([command, where]) => ({ command, where, pkg: packageOf(command) }))
+      .filter(({ pkg }) => !pkg || !(base.has(pkg) || setupPackages.has(pkg)))
+      .map(({ command, where, pkg }) => `${command} (used in ${where}; package ${pkg ?? 'unknown here'}) is not installed by scripts/setup.sh`);
+  };
+
+  (onDebian ? test : test.skip)('every command the kernel build and our scripts run is installed by setup or part of every Debian', () => {
     const used = new Map<string, string>();
     for (const { command, note } of recorded()) {
       if (note === 'optional') continue;
@@ -146,18 +155,10 @@ describe('host tools: what the build runs, setup installs', () => {
     for (const script of [...shellScripts, '.ci/run'])
       for (const command of commandsOf(read(script))) used.set(command, script);
 
-    const missing: string[] = [];
-    for (const [command, where] of used) {
-      if (NODE.has(command) || buildTools.has(command) || testTools.has(command)) continue;
-      const pkg = packageOf(command);
-      if (pkg && (base.has(pkg) || setupPackages.has(pkg))) continue;
-      missing.push(`${command} (run by ${where}; package ${pkg ?? 'unknown here'}) is not installed by scripts/setup.sh`);
-    }
-    expect(missing).toEqual([]);
+    expect(notInstalled(used)).toEqual([]);
   });
 
   (onDebian ? test : test.skip)('every host tool the tests, the engine and the benchmarks call is installed by setup or part of every Debian', () => {
-    const base = basePackages();
     const called = new Map<string, string>();
     // sh(TOOL, ...), haveTool(TOOL), spawnSync(TOOL, ...), and the
     // engine's table of mkfs tools and checkers: { cmd: TOOL, ... }.
@@ -166,14 +167,7 @@ describe('host tools: what the build runs, setup installs', () => {
       for (const file of readdirSync(join(repoRoot, dir), { recursive: true, encoding: 'utf8' }))
         if (/\.(ts|mjs|js)$/.test(file))
           for (const m of read(join(dir, file)).matchAll(call)) called.set(basename((m[1] ?? m[2]) as string), join(dir, file));
-    const missing: string[] = [];
-    for (const [command, where] of called) {
-      if (NODE.has(command) || testTools.has(command) || buildTools.has(command)) continue;
-      const pkg = packageOf(command);
-      if (pkg && (base.has(pkg) || setupPackages.has(pkg))) continue;
-      missing.push(`${command} (called in ${where}; package ${pkg ?? 'unknown here'}) is not installed by scripts/setup.sh`);
-    }
-    expect(missing).toEqual([]);
+    expect(notInstalled(called)).toEqual([]);
   });
 
   // Run as a user who cannot install anything, with a PATH that has every
