@@ -15,7 +15,7 @@ import { basename } from 'node:path';
 import { isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
-import { kindOf, splitHostDev, type FileKind } from './modes.js';
+import { KIND_NAMES, kindOf, splitHostDev } from './modes.js';
 import { resolve } from './walk-image.js';
 import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
@@ -53,16 +53,6 @@ interface Source {
 }
 
 type Step = StepOf<Source>;
-
-const KIND_NAMES: Record<FileKind, string> = {
-  file: 'file',
-  dir: 'directory',
-  symlink: 'symlink',
-  char: 'character device',
-  block: 'block device',
-  fifo: 'fifo',
-  socket: 'socket',
-};
 
 const slash = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer) =>

@@ -1,0 +1,105 @@
+import { Args, Flags } from '@oclif/core';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { formatBytes } from '../cli/format.js';
+import { counts, summary, withProgress } from '../cli/progress.js';
+import { ByteSource } from '../engine/byte-source.js';
+import { tarStream } from '../engine/decompress.js';
+import { extractTar } from '../engine/tar-in.js';
+import { TarReader } from '../engine/tar-parse.js';
+import { UsageError } from '../errors.js';
+import { describe } from '../kernel/kernel.js';
+
+const newline = Buffer.from('\n');
+
+export default class Tar2fs extends ImageCommand {
+  static override summary = 'Unpack a tar archive into a filesystem image';
+  static override description = `Unpacks ARCHIVE ("-" or none: standard input) into the image directory
+DEST (default /), as it streams in: nothing is unpacked on the host, and
+memory stays the same whatever the archive's size. Plain, gzip, xz and
+zstd archives are told apart by their first bytes. Reads what GNU tar,
+bsdtar and docker export write: ustar, pax (nanosecond times, long and
+non-UTF-8 names, SCHILY.xattr and LIBARCHIVE.xattr attributes, ACLs),
+GNU long names and sparse files (0.x and 1.0), hard links, device nodes
+and fifos. Owners are the archive's numeric ids (user and group names are
+not looked up), or --owner/--group. Names are taken relative to DEST;
+names with ".." are not extracted. Entries already in the image are
+replaced, directories merged. A directory's metadata is set once the
+archive has left it, as GNU tar does.
+
+With --whiteouts, a container layer's whiteouts are applied rather than
+extracted: ".wh.NAME" removes NAME from the image, ".wh..wh..opq" empties
+its directory of what was there before the layer.
+
+What the filesystem cannot hold (owners or symlinks on vfat) is left out
+with one warning per kind. A bad archive (truncated, corrupt) stops the
+job with an error naming the entry and the byte offset; what was unpacked
+before stays, and the filesystem is unmounted cleanly.`;
+  static override examples = [
+    'lklfs tar2fs -i rootfs.img rootfs.tar.zst',
+    'docker export CONTAINER | lklfs tar2fs -i rootfs.img -',
+    'lklfs tar2fs -i rootfs.img --whiteouts layer.tar.gz /',
+  ];
+  static override args = {
+    archive: Args.string({ description: 'the archive (tar, .gz, .xz, .zst); "-" or none: standard input', default: '-' }),
+    dest: Args.string({ description: 'the image directory to unpack into', default: '/' }),
+  };
+  static override flags = {
+    ...imageFlags,
+    ...copyFlags('the archive’s'),
+    whiteouts: Flags.boolean({ description: 'apply container-layer whiteouts (.wh.NAME, .wh..wh..opq) instead of extracting them' }),
+    verbose: Flags.boolean({ char: 'v', description: 'print the image path of each entry unpacked' }),
+    epoch: Flags.integer({
+      description: "the kernel's clock at start, in seconds (default: $SOURCE_DATE_EPOCH, else now)",
+      env: 'SOURCE_DATE_EPOCH',
+      min: 0,
+    }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Tar2fs);
+    const { input, label } = await openArchive(args.archive, flags['filesystem-image']);
+    const stream = await tarStream(input, label);
+    try {
+      const { totals, warnings } = await withProgress('unpacking', (update) =>
+        this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) =>
+          extractTar(mount, new TarReader(new ByteSource(stream.chunks), label), args.dest, {
+            uid: flags.owner,
+            gid: flags.group,
+            xattrs: flags.xattrs,
+            whiteouts: flags.whiteouts,
+            signal,
+            created: flags.verbose ? (p) => process.stdout.write(Buffer.concat([p, newline])) : undefined,
+            progress: (t) => update(counts(t.entries, t.bytes)),
+          }),
+        ),
+      );
+      for (const w of warnings) process.stderr.write(`lklfs tar2fs: warning: ${w}\n`);
+      const whiteouts = totals.whiteouts ? `, ${totals.whiteouts} whiteouts applied` : '';
+      summary(`unpacked ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})${whiteouts}`);
+    } finally {
+      stream.close();
+    }
+  }
+}
+
+/** The archive's bytes, and its name for messages. */
+async function openArchive(archive: string, image: string): Promise<{ input: Readable; label: string }> {
+  if (archive === '-') {
+    if (process.stdin.isTTY) throw new UsageError('refusing to read an archive from a terminal; give a file or a pipe');
+    return { input: process.stdin, label: 'standard input' };
+  }
+  let fh: FileHandle;
+  try {
+    fh = await open(archive, 'r');
+  } catch (e) {
+    throw new UsageError(`cannot read ${archive}: ${describe(e)}`);
+  }
+  const [a, b] = await Promise.all([fh.stat(), stat(image).catch(() => undefined)]);
+  if (b && a.dev === b.dev && a.ino === b.ino) {
+    await fh.close();
+    throw new UsageError(`the archive ${archive} is the image itself`);
+  }
+  return { input: fh.createReadStream({ highWaterMark: 1 << 20 }), label: archive };
+}
