@@ -41,9 +41,11 @@ before stays, and the filesystem is unmounted cleanly.`;
     'docker export CONTAINER | lklfs tar2fs -i rootfs.img -',
     'lklfs tar2fs -i rootfs.img --whiteouts layer.tar.gz /',
   ];
+  // ignoreStdin: oclif would otherwise read a missing argument from
+  // standard input, as text, taking the start of the archive with it.
   static override args = {
-    archive: Args.string({ description: 'the archive (tar, .gz, .xz, .zst); "-" or none: standard input', default: '-' }),
-    dest: Args.string({ description: 'the image directory to unpack into', default: '/' }),
+    archive: Args.string({ description: 'the archive (tar, .gz, .xz, .zst); "-" or none: standard input', default: '-', ignoreStdin: true }),
+    dest: Args.string({ description: 'the image directory to unpack into', default: '/', ignoreStdin: true }),
   };
   static override flags = {
     ...imageFlags,

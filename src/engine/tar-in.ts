@@ -1,15 +1,18 @@
 /**
  * A tar stream unpacked into a directory of a mounted image, as it
  * arrives: no tree on the host, and memory that stays the same whatever
- * the archive's size (a batch or two of data, the directories still open).
+ * the archive's size (a batch or two of data, and the metadata of the
+ * directories still waiting for it, up to OPEN_DIRS).
  *
  * Entries go to the kernel in batches (see steps.ts): the data of files
  * travels in the batch itself (writeFile, writeAt), and the next batch is
  * built while the kernel runs the one before. A directory's metadata is
- * set once the archive has left it (its contents would change its times,
- * and a default ACL set first would be inherited by them), as GNU tar
- * does; like GNU tar's, that relies on an archive keeping a directory's
- * contents together, as tar writes them.
+ * set after its contents (they would change its times, and a default ACL
+ * set first would be inherited by them): at the end, or once OPEN_DIRS
+ * directories have been used since it last was. GNU tar sets it as soon
+ * as the archive moves out of the directory, which suits its own
+ * depth-first archives but not bsdtar's, which lists a directory's
+ * subdirectories before going into each.
  *
  * Names are relative to the destination: leading "/" and "./" go, names
  * with ".." are not extracted. A parent directory the archive does not
@@ -55,8 +58,8 @@ export interface TarInTotals {
 /** Entries per batch, and file data per batch: bound memory and the time an abort waits. */
 const BATCH_ENTRIES = 256;
 const BATCH_BYTES = 8 << 20;
-/** Parent directories resolved in the image, remembered up to this many. */
-const PARENT_CACHE = 4096;
+/** Directories remembered (their metadata waiting, their names), at the most; the least recently used go first. */
+const OPEN_DIRS = 65536;
 
 const WHITEOUT = Buffer.from('.wh.');
 const OPAQUE = Buffer.from('.wh..wh..opq');
@@ -70,12 +73,14 @@ interface Item {
 
 type Step = StepOf<Item>;
 
-/** A directory of the archive whose metadata waits until the archive has left it. */
+/**
+ * A directory entries go into, by its path in the archive (components
+ * joined by "/", latin1: names are bytes; "" is the destination).
+ */
 interface OpenDir {
-  /** Its path in the archive, components joined by "/" (latin1: names are bytes); "" is the destination. */
-  key: string;
   kernel: Buffer;
-  item?: Item;
+  /** The archive's metadata for it, waiting until its contents are in. */
+  metadata?: Step[];
   /** Names this archive put in it (for whiteouts: they apply only to what was there before). */
   names?: Set<string>;
 }
@@ -93,7 +98,8 @@ class Batches {
   ) {}
 
   get full(): boolean {
-    return this.items.length >= BATCH_ENTRIES || this.bytes >= BATCH_BYTES;
+    // Directories' metadata comes without entries of its own: counted by its ops.
+    return this.items.length >= BATCH_ENTRIES || this.steps.length >= 8 * BATCH_ENTRIES || this.bytes >= BATCH_BYTES;
   }
 
   /** A batch that failed meanwhile fails the job here. */
@@ -136,10 +142,11 @@ class TarIn {
   /** Entries left out, by reason. */
   private skipped = new Map<string, { count: number; example: string }>();
   private readonly batches = new Batches((steps, items) => this.runBatch(steps, items));
-  private open: OpenDir[];
-  /** Names this archive put in the destination itself. */
-  private readonly rootNames: Set<string> | undefined;
-  private parents = new Map<string, Buffer>();
+  /** Where the current entry's steps start in the batch being built. */
+  private entryStart = 0;
+  private badArchive: unknown;
+  /** Directories entries went into, least recently used first. */
+  private dirs = new Map<string, OpenDir>();
   private readonly lookupId = hostIdLookup((f) => readFileSync(f, 'utf8'));
 
   constructor(
@@ -148,8 +155,7 @@ class TarIn {
     private readonly dest: Buffer,
     private readonly opts: TarInOptions,
   ) {
-    this.rootNames = opts.whiteouts ? new Set() : undefined;
-    this.open = [{ key: '', kernel: dest, names: this.rootNames }];
+    this.dirs.set('', { kernel: dest, names: opts.whiteouts ? new Set() : undefined });
   }
 
   private get k() {
@@ -158,18 +164,50 @@ class TarIn {
 
   async run(): Promise<void> {
     try {
-      for (;;) {
-        if (this.opts.signal?.aborted) throw this.opts.signal.reason;
-        this.batches.check();
-        const e = await this.reader.next();
-        if (!e) break;
-        await this.add(e);
-        if (this.batches.full) await this.batches.flush();
+      await this.entries();
+      await this.finish();
+    } catch (e) {
+      // A bad archive: what came before the entry it broke off in goes
+      // into the image all the same, as tar would have it.
+      if (e === this.badArchive) {
+        this.batches.steps.length = this.entryStart;
+        await this.finish().catch(() => undefined);
       }
-      while (this.open.length) this.close(this.open.pop() as OpenDir);
-      await this.batches.settle();
+      throw e;
     } finally {
       await this.batches.quiesce();
+    }
+  }
+
+  private async entries(): Promise<void> {
+    for (;;) {
+      if (this.opts.signal?.aborted) throw this.opts.signal.reason;
+      this.batches.check();
+      const e = await this.archive(this.reader.next());
+      if (!e) return;
+      this.entryStart = this.batches.steps.length;
+      await this.add(e);
+      if (this.batches.full) await this.batches.flush();
+    }
+  }
+
+  /** The directories' metadata, and everything in the image. */
+  private async finish(): Promise<void> {
+    for (const dir of this.dirs.values()) {
+      this.close(dir);
+      if (this.batches.full) await this.batches.flush();
+    }
+    this.dirs.clear();
+    await this.batches.settle();
+  }
+
+  /** What the reader gives; its failure marked as the archive's. */
+  private async archive<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } catch (e) {
+      this.badArchive = e;
+      throw e;
     }
   }
 
@@ -190,21 +228,18 @@ class TarIn {
     const parts = components(e.name);
     if (!parts) return this.skip('names with ".."', e);
     const key = joinKey(parts);
-    // Directories the archive has left get their metadata now.
-    while (this.open.length && !isBelow(key, (this.open.at(-1) as OpenDir).key)) this.close(this.open.pop() as OpenDir);
     if (key === '') {
       if (e.kind !== 'dir') return this.skip('not a directory, yet named as the destination itself', e);
-      this.open.push({ key, kernel: this.dest, item: { entry: e, kernel: this.dest, kind: 'dir' }, names: this.rootNames });
+      this.openDir(key, { entry: e, kernel: this.dest, kind: 'dir' });
       this.totals.entries++;
       return;
     }
     const name = parts.at(-1) as Buffer;
     const parentKey = joinKey(parts.slice(0, -1));
     if (this.opts.whiteouts && name.subarray(0, WHITEOUT.length).equals(WHITEOUT)) return this.whiteout(parentKey, name);
-    const top = this.open.at(-1) as OpenDir;
-    const parent = top.key === parentKey ? top.kernel : await this.parent(parentKey);
-    if (top.key === parentKey) top.names?.add(name.toString('latin1'));
-    const kernel = Buffer.concat([parent, slash, name]);
+    const dir = await this.dirFor(parentKey);
+    dir.names?.add(name.toString('latin1'));
+    const kernel = join(dir.kernel, name);
     const kind: FileKind = e.kind === 'link' ? 'file' : e.kind;
     const item: Item = { entry: e, kernel, kind };
     const create = (op: BatchOp): Step => ({ op, what: 'create', source: item, create: true });
@@ -213,7 +248,7 @@ class TarIn {
     switch (e.kind) {
       case 'dir':
         b.steps.push(create(['mkdir', false, kernel, 0o700]));
-        this.open.push({ key, kernel, item, names: this.opts.whiteouts ? new Set() : undefined });
+        this.openDir(key, item);
         break;
       case 'file':
         await this.file(item, create);
@@ -227,8 +262,8 @@ class TarIn {
         const targetKey = joinKey(target);
         if (targetKey === key) return;
         const targetParent = joinKey(target.slice(0, -1));
-        const dir = this.open.find((d) => d.key === targetParent)?.kernel ?? (await this.parent(targetParent));
-        b.steps.push(create(['link', false, kernel, Buffer.concat([dir, slash, target.at(-1) as Buffer])]));
+        const targetDir = this.dirs.get(targetParent) ?? (await this.dirFor(targetParent));
+        b.steps.push(create(['link', false, kernel, join(targetDir.kernel, target.at(-1) as Buffer)]));
         this.totals.hardlinks++;
         break;
       }
@@ -253,9 +288,10 @@ class TarIn {
     for (;;) {
       if (b.bytes >= BATCH_BYTES) {
         await b.flush();
+        this.entryStart = 0;
         write = undefined;
       }
-      const run = await this.reader.read(BATCH_BYTES - b.bytes);
+      const run = await this.archive(this.reader.read(BATCH_BYTES - b.bytes));
       if (!run) break;
       if (this.opts.signal?.aborted) throw this.opts.signal.reason;
       if (write?.end !== run.at) {
@@ -316,22 +352,53 @@ class TarIn {
     return out;
   }
 
-  /** A directory the archive has left: its metadata, now that its contents are in. */
+  /**
+   * A directory entry: its metadata waits. One that comes again (a
+   * second entry for it) gets the later metadata; the directory used
+   * longest ago has its metadata set, to keep their number bounded.
+   */
+  private openDir(key: string, item: Item): void {
+    this.track(key, item.kernel, this.metadata(item));
+  }
+
+  /** Remembers a directory (most recently used); the one used longest ago goes, its metadata set. */
+  private track(key: string, kernel: Buffer, metadata?: Step[]): void {
+    const names = this.dirs.get(key)?.names ?? (this.opts.whiteouts ? new Set<string>() : undefined);
+    this.dirs.delete(key);
+    this.dirs.set(key, { kernel, metadata, names });
+    if (this.dirs.size <= OPEN_DIRS) return;
+    const [oldest, dir] = this.dirs.entries().next().value as [string, OpenDir];
+    this.dirs.delete(oldest);
+    this.close(dir);
+  }
+
+  /** A directory whose contents are in (as far as we know): its metadata. */
   private close(dir: OpenDir): void {
-    if (dir.item) this.batches.steps.push(...this.metadata(dir.item));
+    if (dir.metadata) this.batches.steps.push(...dir.metadata);
+  }
+
+
+  /** The directory at key, to put an entry in: the most recently used from now. */
+  private async dirFor(key: string): Promise<OpenDir> {
+    const known = this.dirs.get(key);
+    if (known) {
+      this.dirs.delete(key);
+      this.dirs.set(key, known);
+      return known;
+    }
+    this.track(key, await this.parent(key));
+    return this.dirs.get(key) as OpenDir;
   }
 
   /**
-   * The kernel path of a parent directory that is not the one the archive
-   * is in: resolved in the image (symlinks followed inside it), created
+   * The kernel path of a directory the archive has not (or no longer)
+   * given: resolved in the image (symlinks followed inside it), created
    * when missing. Waits for the batches, which may be creating it.
    */
   private async parent(key: string): Promise<Buffer> {
     if (key === '') return this.dest;
-    const known = this.parents.get(key);
-    if (known) return known;
     await this.batches.settle();
-    const image = Buffer.concat([this.mount.imagePath(this.dest), slash, Buffer.from(key, 'latin1')]);
+    const image = join(this.mount.imagePath(this.dest), Buffer.from(key, 'latin1'));
     let resolved: Buffer;
     try {
       resolved = await resolve(this.mount, image, true);
@@ -341,8 +408,7 @@ class TarIn {
       throw this.mount.explain(e);
     }
     const kernel = this.mount.path(resolved);
-    if (this.parents.size >= PARENT_CACHE) this.parents.clear();
-    this.parents.set(key, kernel);
+    this.track(key, kernel);
     return kernel;
   }
 
@@ -369,30 +435,41 @@ class TarIn {
    */
   private async whiteout(parentKey: string, name: Buffer): Promise<void> {
     await this.batches.settle();
-    const open = this.open.find((d) => d.key === parentKey);
-    const mine = open?.names ?? new Set<string>();
-    let dir: Buffer;
+    let open = this.dirs.get(parentKey);
+    if (!open) {
+      try {
+        this.track(parentKey, await this.parentIfThere(parentKey));
+      } catch (err) {
+        if (isSystemError(err) && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) return;
+        throw this.mount.explain(err);
+      }
+      open = this.dirs.get(parentKey) as OpenDir;
+    }
+    const mine = open.names ?? new Set<string>();
     try {
-      dir = open?.kernel ?? (await this.parentIfThere(parentKey));
+      const targets = name.equals(OPAQUE)
+        ? (await this.k.readdirStat(open.kernel, false)).map((d) => d.name)
+        : [name.subarray(WHITEOUT.length)];
+      for (const t of targets) {
+        const tKey = t.toString('latin1');
+        if (!t.length || mine.has(tKey)) continue;
+        await this.remove(join(open.kernel, t));
+        this.forget(parentKey ? `${parentKey}/${tKey}` : tKey);
+      }
     } catch (err) {
-      if (isSystemError(err) && (err.code === 'ENOENT' || err.code === 'ENOTDIR')) return;
       throw this.mount.explain(err);
     }
-    const targets = name.equals(OPAQUE)
-      ? (await this.k.readdirStat(dir, false)).map((d) => d.name)
-      : [name.subarray(WHITEOUT.length)];
-    try {
-      for (const t of targets) if (t.length && !mine.has(t.toString('latin1'))) await this.remove(Buffer.concat([dir, slash, t]));
-    } catch (err) {
-      throw this.mount.explain(err);
-    }
-    this.parents.clear();
     this.totals.whiteouts++;
+  }
+
+  /** Directories at key and under it are gone from the image. */
+  private forget(key: string): void {
+    for (const k of [...this.dirs.keys()]) if (k === key || k.startsWith(`${key}/`)) this.dirs.delete(k);
   }
 
   /** A parent directory for a whiteout: resolved, never created. */
   private async parentIfThere(key: string): Promise<Buffer> {
-    const image = Buffer.concat([this.mount.imagePath(this.dest), slash, Buffer.from(key, 'latin1')]);
+    const image = join(this.mount.imagePath(this.dest), Buffer.from(key, 'latin1'));
     const kernel = this.mount.path(await resolve(this.mount, image, true));
     if (kindOf((await this.k.lstat(kernel)).mode) !== 'dir') throw errnoError(-20 /* ENOTDIR */, 'lstat', kernel.toString());
     return kernel;
@@ -414,7 +491,7 @@ class TarIn {
     const entries = await this.k.readdirStat(p, false);
     const files: BatchOp[] = [];
     for (const d of entries) {
-      const child = Buffer.concat([p, slash, d.name]);
+      const child = join(p, d.name);
       if (kindOf(d.stat.mode) === 'dir') await this.remove(child);
       else files.push(['unlink', false, child]);
     }
@@ -481,14 +558,13 @@ function components(name: Buffer): Buffer[] | null {
   return out;
 }
 
-function joinKey(parts: Buffer[]): string {
-  return parts.map((p) => p.toString('latin1')).join('/');
+/** dir/name, for a dir that may be "/" or end in one. */
+function join(dir: Buffer, name: Buffer): Buffer {
+  return Buffer.concat(dir[dir.length - 1] === 0x2f ? [dir, name] : [dir, slash, name]);
 }
 
-/** Whether the entry at key is inside the directory at dir ("" holds everything but itself). */
-function isBelow(key: string, dir: string): boolean {
-  if (dir === '') return key !== '';
-  return key.length > dir.length && key.startsWith(dir) && key.charCodeAt(dir.length) === 0x2f;
+function joinKey(parts: Buffer[]): string {
+  return parts.map((p) => p.toString('latin1')).join('/');
 }
 
 /** Unpacks the archive reader reads into image directory dest. */
