@@ -6,9 +6,11 @@
 // only runs the list, in order. Ops named host* act on the host.
 //
 // Data for the image travels in the batch itself (writeFile, writeAt,
-// setXattrs): a Buffer, or an array of Buffers written one after the
-// other, read where it lies in JS memory (kept alive until the batch
-// settles), so that an archive's small files cost no trip each.
+// setXattrs): a Buffer, or an array of pieces written one after the
+// other, each a Buffer (read where it lies in JS memory, kept alive until
+// the batch settles) or a range of an open host file ({fd, offset,
+// length}: read here, the data never passing through JS), so that an
+// archive's small files cost no trip each.
 //
 // An op is [name, tolerant, ...args]. The result is one number per op
 // run: its return value or a negative errno. A failing op stops the batch
@@ -21,6 +23,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -45,10 +48,13 @@ enum class Code {
   HostSetXattr, HostUnlink, WriteFile, WriteAt, Truncate, SetXattrs,
 };
 
-// Bytes inside a Buffer that the batch keeps alive.
+// Bytes inside a Buffer that the batch keeps alive, or (data null) the
+// bytes of host file fd from offset.
 struct Span {
   const char *data;
   size_t length;
+  int fd;
+  int64_t offset;
 };
 
 struct Op {
@@ -115,16 +121,40 @@ long UnpackXattrs(const Span &packed, Xattrs *out) {
   return 0;
 }
 
+long WriteAll(long fd, const char *data, size_t length, int64_t off) {
+  for (size_t put = 0; put < length;) {
+    long n = lkl_sys_pwrite64(fd, data + put, length - put, off + put);
+    if (n < 0) return n;
+    put += n;
+  }
+  return 0;
+}
+
+// A host file's range into kernel file fd at off, a piece at a time; a
+// host file shorter than the range is -EIO (read failures in *read_failed).
+long CopyRange(long fd, const Span &s, int64_t off, bool *read_failed) {
+  constexpr size_t kPiece = 1 << 20;
+  thread_local std::vector<char> buf(kPiece);
+  for (size_t done = 0; done < s.length;) {
+    ssize_t n = pread(s.fd, buf.data(), std::min(kPiece, s.length - done), s.offset + done);
+    if (n <= 0) {
+      *read_failed = true;
+      return n < 0 ? -errno : -LKL_EIO;
+    }
+    long ret = WriteAll(fd, buf.data(), n, off + done);
+    if (ret < 0) return ret;
+    done += n;
+  }
+  return 0;
+}
+
 // The spans written one after the other from off: bytes written or -errno.
-long WriteSpans(long fd, const std::vector<Span> &spans, int64_t off) {
+long WriteSpans(long fd, const std::vector<Span> &spans, int64_t off, bool *read_failed) {
   int64_t start = off;
   for (const Span &s : spans) {
-    for (size_t put = 0; put < s.length;) {
-      long n = lkl_sys_pwrite64(fd, s.data + put, s.length - put, off);
-      if (n < 0) return n;
-      put += n;
-      off += n;
-    }
+    long ret = s.data ? WriteAll(fd, s.data, s.length, off) : CopyRange(fd, s, off, read_failed);
+    if (ret < 0) return ret;
+    off += s.length;
   }
   return off - start;
 }
@@ -135,9 +165,10 @@ long WriteData(const Op &op, bool create, Failure *failure) {
   long flags = LKL_O_WRONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC | (create ? LKL_O_CREAT | LKL_O_EXCL : 0);
   long fd = lkl_sys_openat(kCwd, op.a.c_str(), flags, create ? op.n[0] : 0);
   if (fd < 0) return fd;
-  long ret = WriteSpans(fd, op.data, create ? 0 : op.n[0]);
+  bool read_failed = false;
+  long ret = WriteSpans(fd, op.data, create ? 0 : op.n[0], &read_failed);
   long closed = lkl_sys_close(fd);
-  if (ret < 0 || closed < 0) *failure = {ret < 0 ? "write" : "close", op.a};
+  if (ret < 0 || closed < 0) *failure = ret >= 0 ? Failure{"close", op.a} : read_failed ? Failure{"pread", "the archive"} : Failure{"write", op.a};
   return ret < 0 ? ret : closed < 0 ? closed : ret;
 }
 
@@ -207,13 +238,26 @@ long Run(const Op &op, Failure *failure) {
   return -LKL_EINVAL;
 }
 
-// A data argument: a Buffer or an array of Buffers, kept alive in *keep.
+// A data argument: a Buffer or an array of Buffers (kept alive in *keep)
+// and host file ranges.
 void DataArg(Napi::Env env, Napi::Value v, std::vector<Span> *spans, std::vector<Napi::Value> *keep) {
   auto add = [&](Napi::Value b) {
-    if (!b.IsBuffer()) throw Napi::TypeError::New(env, "data must be a Buffer or an array of Buffers");
-    auto buf = b.As<Napi::Buffer<char>>();
-    spans->push_back({buf.Data(), buf.Length()});
-    keep->push_back(b);
+    if (b.IsBuffer()) {
+      auto buf = b.As<Napi::Buffer<char>>();
+      spans->push_back({buf.Data(), buf.Length(), -1, 0});
+      keep->push_back(b);
+      return;
+    }
+    if (!b.IsObject()) throw Napi::TypeError::New(env, "data must be Buffers or {fd, offset, length} ranges");
+    auto range = b.As<Napi::Object>();
+    auto number = [&](const char *key) {
+      Napi::Value n = range.Get(key);
+      if (!n.IsNumber() || n.As<Napi::Number>().Int64Value() < 0)
+        throw Napi::TypeError::New(env, std::string("a host range's ") + key + " must be a number >= 0");
+      return n.As<Napi::Number>().Int64Value();
+    };
+    int64_t fd = number("fd"), offset = number("offset"), length = number("length");
+    spans->push_back({nullptr, static_cast<size_t>(length), static_cast<int>(fd), offset});
   };
   if (!v.IsArray()) return add(v);
   auto list = v.As<Napi::Array>();

@@ -4,8 +4,8 @@ import type { Readable } from 'node:stream';
 import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
 import { counts, summary, withProgress } from '../cli/progress.js';
-import { ByteSource } from '../engine/byte-source.js';
-import { tarStream } from '../engine/decompress.js';
+import { FileSource, StreamSource, type ByteSource } from '../engine/byte-source.js';
+import { compressionOf, tarStream } from '../engine/decompress.js';
 import { extractTar } from '../engine/tar-in.js';
 import { TarReader } from '../engine/tar-parse.js';
 import { UsageError } from '../errors.js';
@@ -61,12 +61,11 @@ before stays, and the filesystem is unmounted cleanly.`;
 
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Tar2fs);
-    const { input, label } = await openArchive(args.archive, flags['filesystem-image']);
-    const stream = await tarStream(input, label);
+    const archive = await openArchive(args.archive, flags['filesystem-image']);
     try {
       const { totals, warnings } = await withProgress('unpacking', (update) =>
         this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) =>
-          extractTar(mount, new TarReader(new ByteSource(stream.chunks), label), args.dest, {
+          extractTar(mount, new TarReader(archive.source, archive.label), args.dest, {
             uid: flags.owner,
             gid: flags.group,
             xattrs: flags.xattrs,
@@ -81,27 +80,48 @@ before stays, and the filesystem is unmounted cleanly.`;
       const whiteouts = totals.whiteouts ? `, ${totals.whiteouts} whiteouts applied` : '';
       summary(`unpacked ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})${whiteouts}`);
     } finally {
-      stream.close();
+      archive.close();
     }
   }
 }
 
-/** The archive's bytes, and its name for messages. */
-async function openArchive(archive: string, image: string): Promise<{ input: Readable; label: string }> {
-  if (archive === '-') {
+interface Archive {
+  source: ByteSource;
+  /** Its name in messages. */
+  label: string;
+  /** Lets go of the file, stops a decompressor. */
+  close(): void;
+}
+
+/**
+ * The archive's bytes: an uncompressed regular file is read where it is
+ * (its file data copied into the image by the binding, see
+ * byte-source.ts); anything else is a stream, decompressed as it comes.
+ */
+async function openArchive(path: string, image: string): Promise<Archive> {
+  const streamed = async (input: Readable, label: string): Promise<Archive> => {
+    const s = await tarStream(input, label);
+    return { source: new StreamSource(s.chunks), label, close: s.close };
+  };
+  if (path === '-') {
     if (process.stdin.isTTY) throw new UsageError('refusing to read an archive from a terminal; give a file or a pipe');
-    return { input: process.stdin, label: 'standard input' };
+    return streamed(process.stdin, 'standard input');
   }
   let fh: FileHandle;
   try {
-    fh = await open(archive, 'r');
+    fh = await open(path, 'r');
   } catch (e) {
-    throw new UsageError(`cannot read ${archive}: ${describe(e)}`);
+    throw new UsageError(`cannot read ${path}: ${describe(e)}`);
   }
-  const [a, b] = await Promise.all([fh.stat(), stat(image).catch(() => undefined)]);
-  if (b && a.dev === b.dev && a.ino === b.ino) {
+  const [st, img] = await Promise.all([fh.stat(), stat(image).catch(() => undefined)]);
+  if (img && st.dev === img.dev && st.ino === img.ino) {
     await fh.close();
-    throw new UsageError(`the archive ${archive} is the image itself`);
+    throw new UsageError(`the archive ${path} is the image itself`);
   }
-  return { input: fh.createReadStream({ highWaterMark: 1 << 20 }), label: archive };
+  if (st.isFile()) {
+    const start = Buffer.alloc(6);
+    await fh.read(start, 0, start.length, 0);
+    if (!compressionOf(start)) return { source: new FileSource(fh.fd, st.size), label: path, close: () => void fh.close().catch(() => undefined) };
+  }
+  return streamed(fh.createReadStream({ highWaterMark: 1 << 20 }), path);
 }

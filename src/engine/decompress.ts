@@ -45,6 +45,11 @@ export interface TarStream {
   close(): void;
 }
 
+/** The compression an archive's first bytes (6 are enough) show; undefined for none. */
+export function compressionOf(start: Buffer): string | undefined {
+  return MAGIC.find(([, magic]) => magic.every((b, i) => start[i] === b))?.[0];
+}
+
 /** Opens input (label names it in messages) as a tar stream. */
 export async function tarStream(input: Readable, label: string): Promise<TarStream> {
   const source = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
@@ -60,7 +65,7 @@ export async function tarStream(input: Readable, label: string): Promise<TarStre
     }
   }
   const start = Buffer.concat(head);
-  const found = MAGIC.find(([, magic]) => magic.every((b, i) => start[i] === b))?.[0];
+  const found = compressionOf(start);
   async function* whole(): AsyncGenerator<Buffer> {
     yield* head;
     if (ended) return;

@@ -20,7 +20,7 @@
  * followed inside the image, as the paths given to every command are.
  */
 import { readFileSync } from 'node:fs';
-import { errnoError, isSystemError, packXattrs, type BatchOp } from '../kernel/binding.js';
+import { errnoError, isSystemError, packXattrs, type BatchOp, type HostRange } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { KIND_NAMES, kindOf, S_IFBLK, S_IFCHR, S_IFIFO, type FileKind } from './modes.js';
@@ -282,7 +282,7 @@ class TarIn {
     const e = item.entry;
     // The runs of data the reader gives are gathered into as few writes
     // as the batches allow: the write being filled, in the batch being built.
-    let write: { data: Buffer[]; end: number } | undefined = { data: [], end: 0 };
+    let write: { data: (Buffer | HostRange)[]; end: number } | undefined = { data: [], end: 0 };
     b.steps.push(create(['writeFile', false, item.kernel, write.data, 0o600]));
     let end = 0;
     for (;;) {

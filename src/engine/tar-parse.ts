@@ -14,6 +14,7 @@
  * message about a bad archive needs.
  */
 import { LklfsError } from '../errors.js';
+import type { HostRange } from '../kernel/binding.js';
 import { SourceError, type ByteSource } from './byte-source.js';
 import { parsePax, parsePaxTime, xattrNameOfKey, type PaxEntry } from './pax.js';
 
@@ -52,10 +53,13 @@ export interface TarEntry {
   sparse?: [number, number][];
 }
 
-/** A run of a regular file's data: bytes (as the pieces they arrived in) for offset at. */
+/**
+ * A run of a regular file's data for offset at: the bytes as the pieces
+ * they arrived in, or where they are in the archive file (see byte-source.ts).
+ */
 export interface DataRun {
   at: number;
-  pieces: Buffer[];
+  pieces: (Buffer | HostRange)[];
   length: number;
 }
 
@@ -236,9 +240,10 @@ export class TarReader {
     while (this.extents.length && (this.extents[0] as [number, number])[1] === 0) this.extents.shift();
     const extent = this.extents[0];
     if (!extent || !this.current) return null;
-    if (!(await this.src.fill(1))) this.truncated(this.src.position, 'its data');
-    const length = Math.min(max, extent[1], this.src.available);
-    const run = { at: extent[0], pieces: this.src.takePieces(length), length };
+    const pieces = await this.src.takeData(Math.min(max, extent[1]));
+    if (!pieces.length) this.truncated(this.src.position, 'its data');
+    const length = pieces.reduce((n, p) => n + p.length, 0);
+    const run = { at: extent[0], pieces, length };
     extent[0] += length;
     extent[1] -= length;
     this.remaining -= length;

@@ -57,8 +57,15 @@ export interface StatFs {
   readOnly: boolean;
 }
 
-/** Data for batch(): one Buffer, or several written one after the other. */
-export type BatchData = Buffer | Buffer[];
+/** length bytes of the open host file fd, from offset: data read where it is, never brought into JS. */
+export interface HostRange {
+  fd: number;
+  offset: number;
+  length: number;
+}
+
+/** Data for batch(): one Buffer, or several pieces written one after the other. */
+export type BatchData = Buffer | (Buffer | HostRange)[];
 
 /**
  * One call for batch(): [name, tolerant, ...args]. A tolerant op that fails

@@ -6,9 +6,9 @@
  * own, on archives of every format GNU tar writes.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, lchownSync, mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, lchownSync, openSync, mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ByteSource } from '../../src/engine/byte-source.js';
+import { FileSource, StreamSource } from '../../src/engine/byte-source.js';
 import { paxRecord } from '../../src/engine/pax.js';
 import { aclFromText } from '../../src/engine/posix-acl.js';
 import { TarReader, type TarEntry } from '../../src/engine/tar-parse.js';
@@ -385,6 +385,14 @@ describe('tar2fs: bad archives and bad usage', () => {
       );
       // What came before is there.
       expect(lklfs(['cat', '-i', cut.img, '/f1']).stdout.equals(Buffer.alloc(100_000, 1))).toBe(true);
+      // The same from a file, whose data the binding reads where it is.
+      const cutFile = join(dir, 'cut.tar');
+      writeFileSync(cutFile, archive.subarray(0, (headers[1] as number) + 512 + 50_000));
+      const img = image(dir, 'img', 'ext4', 64);
+      const fromFile = lklfs(['tar2fs', '-i', img, cutFile]);
+      expect(fromFile.status).toBe(1);
+      expect(fromFile.stderr).toBe(cut.r.stderr.replace('standard input', cutFile));
+      check('ext4', img);
 
       const corrupt = Buffer.from(archive);
       corrupt[(headers[2] as number) + 10] ^= 0x01;
@@ -501,20 +509,35 @@ describe('tar2fs: bad archives and bad usage', () => {
   );
 });
 
-/** The reader on its own, over a Buffer. */
-async function readAll(archive: Buffer, pieceSize = 7000): Promise<{ entries: TarEntry[]; data: Map<string, Buffer> }> {
+/**
+ * The reader on its own: over a stream of pieces of the archive, or (file
+ * given) over the archive's file, whose data comes as ranges of it.
+ */
+async function readAll(archive: Buffer, pieceSize = 7000, file?: string): Promise<{ entries: TarEntry[]; data: Map<string, Buffer> }> {
   async function* chunks() {
     for (let at = 0; at < archive.length; at += pieceSize) yield archive.subarray(at, at + pieceSize);
   }
-  const reader = new TarReader(new ByteSource(chunks()), 'test.tar');
+  const fd = file === undefined ? -1 : openSync(file, 'r');
+  const reader = new TarReader(fd < 0 ? new StreamSource(chunks()) : new FileSource(fd, archive.length), 'test.tar');
   const entries: TarEntry[] = [];
   const data = new Map<string, Buffer>();
-  for (let e = await reader.next(); e; e = await reader.next()) {
-    entries.push(e);
-    if (e.kind !== 'file') continue;
-    const content = Buffer.alloc(e.size);
-    for (let run = await reader.read(1 << 20); run; run = await reader.read(1 << 20)) Buffer.concat(run.pieces).copy(content, run.at);
-    data.set(e.name.toString('latin1'), content);
+  try {
+    for (let e = await reader.next(); e; e = await reader.next()) {
+      entries.push(e);
+      if (e.kind !== 'file') continue;
+      const content = Buffer.alloc(e.size);
+      for (let run = await reader.read(1 << 20); run; run = await reader.read(1 << 20)) {
+        let at = run.at;
+        for (const p of run.pieces) {
+          if (Buffer.isBuffer(p)) p.copy(content, at);
+          else archive.copy(content, at, p.offset, p.offset + p.length);
+          at += p.length;
+        }
+      }
+      data.set(e.name.toString('latin1'), content);
+    }
+  } finally {
+    if (fd >= 0) closeSync(fd);
   }
   return { entries, data };
 }
@@ -548,14 +571,14 @@ describe('tar reader', () => {
       truncateSync(join(src, 'sparse'), 5 << 20);
       sh('dd', ['if=/dev/urandom', `of=${join(src, 'sparse')}`, 'bs=4096', 'count=5', 'seek=700', 'conv=notrunc', 'status=none']);
       const sparse = readFileSync(join(src, 'sparse'));
+      const file = join(dir, 'x.tar');
       const make = (...args: string[]) => {
-        const file = join(dir, 'x.tar');
         sh('tar', [...args, '--sparse', '-cf', file, '-C', src, '.'], { allowFail: true });
         return readFileSync(file);
       };
       const longName = `./${long}/${'f'.repeat(60)}`;
-      for (const format of ['gnu', 'posix', 'ustar']) {
-        const { entries, data } = await readAll(make(`--format=${format}`));
+      for (const [format, fromFile] of [['gnu', false], ['posix', false], ['ustar', false], ['gnu', true], ['posix', true]] as const) {
+        const { entries, data } = await readAll(make(`--format=${format}`), 7000, fromFile ? file : undefined);
         const names = entries.map((e) => e.name.toString());
         if (format !== 'ustar') expect(names).toContain(longName);
         if (format !== 'ustar') expect(entries.find((e) => e.kind === 'symlink')?.linkname?.toString()).toBe('t'.repeat(120));
