@@ -64,8 +64,10 @@ before stays, and the filesystem is unmounted cleanly.`;
     const archive = await openArchive(args.archive, flags['filesystem-image']);
     try {
       const { totals, warnings } = await withProgress('unpacking', (update) =>
-        this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) =>
-          extractTar(mount, new TarReader(archive.source, archive.label), args.dest, {
+        this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) => {
+          // Interrupted while waiting for more of the archive: the wait ends too.
+          signal.addEventListener('abort', () => archive.close(), { once: true });
+          return extractTar(mount, new TarReader(archive.source, archive.label), args.dest, {
             uid: flags.owner,
             gid: flags.group,
             xattrs: flags.xattrs,
@@ -73,8 +75,8 @@ before stays, and the filesystem is unmounted cleanly.`;
             signal,
             created: flags.verbose ? (p) => process.stdout.write(Buffer.concat([p, newline])) : undefined,
             progress: (t) => update(counts(t.entries, t.bytes)),
-          }),
-        ),
+          });
+        }),
       );
       for (const w of warnings) process.stderr.write(`lklfs tar2fs: warning: ${w}\n`);
       const whiteouts = totals.whiteouts ? `, ${totals.whiteouts} whiteouts applied` : '';
@@ -117,6 +119,10 @@ async function openArchive(path: string, image: string): Promise<Archive> {
   if (img && st.dev === img.dev && st.ino === img.ino) {
     await fh.close();
     throw new UsageError(`the archive ${path} is the image itself`);
+  }
+  if (st.isDirectory()) {
+    await fh.close();
+    throw new UsageError(`${path} is a directory, not an archive`);
   }
   if (st.isFile()) {
     const start = Buffer.alloc(6);

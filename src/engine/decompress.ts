@@ -57,7 +57,12 @@ export async function tarStream(input: Readable, label: string): Promise<TarStre
   let length = 0;
   let ended = false;
   while (length < 6 && !ended) {
-    const r = await source.next();
+    let r: IteratorResult<Buffer>;
+    try {
+      r = await source.next();
+    } catch (e) {
+      throw new LklfsError(`cannot read ${label}: ${(e as Error).message}`, 1, { cause: e });
+    }
     if (r.done) ended = true;
     else {
       head.push(r.value);

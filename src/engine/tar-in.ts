@@ -61,8 +61,8 @@ const BATCH_BYTES = 8 << 20;
 /** Directories remembered (their metadata waiting, their names), at the most; the least recently used go first. */
 const OPEN_DIRS = 65536;
 
-const WHITEOUT = Buffer.from('.wh.');
-const OPAQUE = Buffer.from('.wh..wh..opq');
+const WHITEOUT = '.wh.';
+const OPAQUE = '.wh..wh..opq';
 const slash = Buffer.from('/');
 
 interface Item {
@@ -145,6 +145,8 @@ class TarIn {
   /** Where the current entry's steps start in the batch being built. */
   private entryStart = 0;
   private badArchive: unknown;
+  /** The directory the last entry went into (the most recently used). */
+  private lastDir: string | undefined;
   /** Directories entries went into, least recently used first. */
   private dirs = new Map<string, OpenDir>();
   private readonly lookupId = hostIdLookup((f) => readFileSync(f, 'utf8'));
@@ -225,21 +227,19 @@ class TarIn {
   }
 
   private async add(e: TarEntry): Promise<void> {
-    const parts = components(e.name);
-    if (!parts) return this.skip('names with ".."', e);
-    const key = joinKey(parts);
+    const at = place(e.name);
+    if (!at) return this.skip('names with ".."', e);
+    const { key, parent: parentKey, base } = at;
     if (key === '') {
       if (e.kind !== 'dir') return this.skip('not a directory, yet named as the destination itself', e);
       this.openDir(key, { entry: e, kernel: this.dest, kind: 'dir' });
       this.totals.entries++;
       return;
     }
-    const name = parts.at(-1) as Buffer;
-    const parentKey = joinKey(parts.slice(0, -1));
-    if (this.opts.whiteouts && name.subarray(0, WHITEOUT.length).equals(WHITEOUT)) return this.whiteout(parentKey, name);
+    if (this.opts.whiteouts && base.startsWith(WHITEOUT)) return this.whiteout(parentKey, base);
     const dir = await this.dirFor(parentKey);
-    dir.names?.add(name.toString('latin1'));
-    const kernel = join(dir.kernel, name);
+    dir.names?.add(base);
+    const kernel = join(dir.kernel, Buffer.from(base, 'latin1'));
     const kind: FileKind = e.kind === 'link' ? 'file' : e.kind;
     const item: Item = { entry: e, kernel, kind };
     const create = (op: BatchOp): Step => ({ op, what: 'create', source: item, create: true });
@@ -257,13 +257,11 @@ class TarIn {
         b.steps.push(create(['symlink', false, kernel, e.linkname as Buffer]), ...this.metadata(item));
         break;
       case 'link': {
-        const target = components(e.linkname as Buffer);
-        if (!target || !target.length) return this.skip('hard links to names with ".."', e);
-        const targetKey = joinKey(target);
-        if (targetKey === key) return;
-        const targetParent = joinKey(target.slice(0, -1));
-        const targetDir = this.dirs.get(targetParent) ?? (await this.dirFor(targetParent));
-        b.steps.push(create(['link', false, kernel, join(targetDir.kernel, target.at(-1) as Buffer)]));
+        const target = place(e.linkname as Buffer);
+        if (!target || !target.key) return this.skip('hard links to names with ".."', e);
+        if (target.key === key) return;
+        const targetDir = this.dirs.get(target.parent) ?? (await this.dirFor(target.parent));
+        b.steps.push(create(['link', false, kernel, join(targetDir.kernel, Buffer.from(target.base, 'latin1'))]));
         this.totals.hardlinks++;
         break;
       }
@@ -366,6 +364,8 @@ class TarIn {
     const names = this.dirs.get(key)?.names ?? (this.opts.whiteouts ? new Set<string>() : undefined);
     this.dirs.delete(key);
     this.dirs.set(key, { kernel, metadata, names });
+    // Now the most recent: the last directory used is to be moved up again.
+    this.lastDir = undefined;
     if (this.dirs.size <= OPEN_DIRS) return;
     const [oldest, dir] = this.dirs.entries().next().value as [string, OpenDir];
     this.dirs.delete(oldest);
@@ -381,6 +381,8 @@ class TarIn {
   /** The directory at key, to put an entry in: the most recently used from now. */
   private async dirFor(key: string): Promise<OpenDir> {
     const known = this.dirs.get(key);
+    if (known && key === this.lastDir) return known;
+    this.lastDir = key;
     if (known) {
       this.dirs.delete(key);
       this.dirs.set(key, known);
@@ -433,7 +435,7 @@ class TarIn {
    * empties its directory, of what was there before this archive (an
    * archive's own entries are not hidden by its own whiteouts).
    */
-  private async whiteout(parentKey: string, name: Buffer): Promise<void> {
+  private async whiteout(parentKey: string, name: string): Promise<void> {
     await this.batches.settle();
     let open = this.dirs.get(parentKey);
     if (!open) {
@@ -447,14 +449,12 @@ class TarIn {
     }
     const mine = open.names ?? new Set<string>();
     try {
-      const targets = name.equals(OPAQUE)
-        ? (await this.k.readdirStat(open.kernel, false)).map((d) => d.name)
-        : [name.subarray(WHITEOUT.length)];
+      const targets =
+        name === OPAQUE ? (await this.k.readdirStat(open.kernel, false)).map((d) => d.name.toString('latin1')) : [name.slice(WHITEOUT.length)];
       for (const t of targets) {
-        const tKey = t.toString('latin1');
-        if (!t.length || mine.has(tKey)) continue;
-        await this.remove(join(open.kernel, t));
-        this.forget(parentKey ? `${parentKey}/${tKey}` : tKey);
+        if (!t || mine.has(t)) continue;
+        await this.remove(join(open.kernel, Buffer.from(t, 'latin1')));
+        this.forget(parentKey ? `${parentKey}/${t}` : t);
       }
     } catch (err) {
       throw this.mount.explain(err);
@@ -543,19 +543,21 @@ class TarIn {
   }
 }
 
-/** A member name's components, "." and empty ones dropped; null when one is "..". */
-function components(name: Buffer): Buffer[] | null {
-  const out: Buffer[] = [];
-  let start = 0;
-  for (let i = 0; i <= name.length; i++) {
-    if (i < name.length && name[i] !== 0x2f) continue;
-    const part = name.subarray(start, i);
-    start = i + 1;
-    if (part.length === 0 || (part.length === 1 && part[0] === 0x2e)) continue;
-    if (part.length === 2 && part[0] === 0x2e && part[1] === 0x2e) return null;
-    out.push(part);
+/**
+ * Where a member name puts its entry: its path relative to the
+ * destination ("." and empty components dropped, "" for the destination
+ * itself), its parent's and its last component, as latin1 strings (names
+ * are bytes); null when a component is "..".
+ */
+function place(name: Buffer): { key: string; parent: string; base: string } | null {
+  const kept: string[] = [];
+  for (const part of name.toString('latin1').split('/')) {
+    if (part === '..') return null;
+    if (part !== '' && part !== '.') kept.push(part);
   }
-  return out;
+  const base = kept.pop() ?? '';
+  const parent = kept.join('/');
+  return { key: parent ? `${parent}/${base}` : base, parent, base };
 }
 
 /** dir/name, for a dir that may be "/" or end in one. */
@@ -563,9 +565,6 @@ function join(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat(dir[dir.length - 1] === 0x2f ? [dir, name] : [dir, slash, name]);
 }
 
-function joinKey(parts: Buffer[]): string {
-  return parts.map((p) => p.toString('latin1')).join('/');
-}
 
 /** Unpacks the archive reader reads into image directory dest. */
 export async function extractTar(

@@ -80,32 +80,43 @@ function cstring(block: Buffer, at: number, len: number): Buffer {
 /**
  * A numeric header field: octal digits (spaces and NULs around them), or
  * GNU's base-256 (first byte 0x80 positive, 0xff negative, big-endian).
- * undefined when it is neither.
+ * undefined when it is neither, or too large for a safe integer. (Read
+ * byte by byte: there are seven in every header.)
  */
-export function headerNumber(block: Buffer, at: number, len: number): bigint | undefined {
+export function headerNumber(block: Buffer, at: number, len: number): number | undefined {
   const first = block[at] as number;
   if (first === 0x80 || first === 0xff) {
     let n = first === 0xff ? -1n : 0n;
     for (let i = 1; i < len; i++) n = (n << 8n) | BigInt(block[at + i] as number);
-    return n;
+    const v = Number(n);
+    return Number.isSafeInteger(v) ? v : undefined;
   }
-  const text = block.toString('latin1', at, at + len).replace(/[\0 ]+$/, '').replace(/^ +/, '');
-  if (text === '') return 0n;
-  return /^[0-7]+$/.test(text) ? BigInt(`0o${text}`) : undefined;
+  let i = at;
+  const end = at + len;
+  while (i < end && block[i] === 0x20) i++;
+  let n = 0;
+  for (; i < end; i++) {
+    const c = block[i] as number;
+    if (c < 0x30 || c > 0x37) break;
+    n = n * 8 + (c - 0x30);
+  }
+  // Only spaces and NULs may follow the digits.
+  for (; i < end; i++) if (block[i] !== 0 && block[i] !== 0x20) return undefined;
+  return n;
 }
 
 /** Whether block's checksum is right (unsigned bytes, as POSIX says; signed, as some old tars summed). */
 function checksumOk(block: Buffer): boolean {
   const want = headerNumber(block, 148, 8);
   if (want === undefined) return false;
-  let unsigned = 0;
-  let signed = 0;
-  for (let i = 0; i < BLOCK; i++) {
-    const b = i >= 148 && i < 156 ? 0x20 : (block[i] as number);
-    unsigned += b;
-    signed += b > 127 ? b - 256 : b;
-  }
-  return BigInt(unsigned) === want || BigInt(signed) === want;
+  // The checksum field itself counts as eight spaces.
+  let unsigned = 8 * 0x20;
+  for (let i = 0; i < 148; i++) unsigned += block[i] as number;
+  for (let i = 156; i < BLOCK; i++) unsigned += block[i] as number;
+  if (unsigned === want) return true;
+  let high = 0;
+  for (let i = 0; i < BLOCK; i++) if ((i < 148 || i >= 156) && (block[i] as number) > 127) high++;
+  return unsigned - 256 * high === want;
 }
 
 const KINDS: Record<string, EntryKind> = {
@@ -140,7 +151,8 @@ export class TarReader {
   /** The current entry's data extents still to come: [offset, length]. */
   private extents: [number, number][] = [];
   private global: PaxEntry[] = [];
-  private previous: string | undefined;
+  /** The last entry's name (shown only in messages). */
+  private previous: Buffer | undefined;
   /** The archive ended without its two zero blocks (a warning, as GNU tar would not mind). */
   endedWithoutMarker = false;
 
@@ -182,7 +194,7 @@ export class TarReader {
       ? `in entry ${showName(c.name)} (header at byte ${c.offset})`
       : this.previous === undefined
         ? 'before its first entry'
-        : `after entry ${this.previous}`;
+        : `after entry ${showName(this.previous)}`;
     return new LklfsError(`${what} (at byte ${e.position} of the tar stream, ${where})`, 1, { cause });
   }
 
@@ -193,12 +205,13 @@ export class TarReader {
       const at = this.src.position;
       meta.start ??= at;
       if (!(await this.src.fill(BLOCK))) {
+        if (at === 0 && this.src.available === 0) throw new LklfsError(`${this.label}: not a tar archive (it is empty)`);
         if (this.src.available > 0 || meta.start !== at) this.truncated(this.end(), 'a header', meta.start);
         this.endedWithoutMarker = true;
         return null;
       }
       const block = this.src.take(BLOCK);
-      if (block.every((b) => b === 0)) {
+      if (!checksumOk(block) && block.every((b) => b === 0)) {
         if (meta.start !== at) throw this.corrupt(at, 'an end-of-archive block where an entry was expected');
         // The end: a second zero block (or nothing), then padding to the record's end.
         await this.src.drain();
@@ -250,7 +263,7 @@ export class TarReader {
     return run;
   }
 
-  private async entry(block: Buffer, type: string, size: bigint, meta: Meta, at: number): Promise<TarEntry> {
+  private async entry(block: Buffer, type: string, size: number, meta: Meta, at: number): Promise<TarEntry> {
     const ustar = block.toString('latin1', 257, 263) === 'ustar\0';
     const gnu = block.toString('latin1', 257, 265) === 'ustar  \0';
     let name = cstring(block, 0, 100);
@@ -265,14 +278,14 @@ export class TarReader {
       name: meta.longName ?? name,
       kind: kind ?? 'file',
       unknownType: kind ? undefined : type,
-      mode: Number(num(100, 8, 'mode') & 0o7777n),
+      mode: num(100, 8, 'mode') & 0o7777,
       uid: this.safe(num(108, 8, 'uid'), 'uid', at),
       gid: this.safe(num(116, 8, 'gid'), 'gid', at),
-      mtimeNs: num(136, 12, 'mtime') * 1_000_000_000n,
+      mtimeNs: BigInt(num(136, 12, 'mtime')) * 1_000_000_000n,
       size: 0,
       linkname: kind === 'symlink' || kind === 'link' ? (meta.longLink ?? cstring(block, 157, 100)) : undefined,
-      devMajor: kind === 'char' || kind === 'block' ? Number(num(329, 8, 'devmajor')) : 0,
-      devMinor: kind === 'char' || kind === 'block' ? Number(num(337, 8, 'devminor')) : 0,
+      devMajor: kind === 'char' || kind === 'block' ? num(329, 8, 'devmajor') : 0,
+      devMinor: kind === 'char' || kind === 'block' ? num(337, 8, 'devminor') : 0,
       xattrs: new Map(),
       acl: {},
     };
@@ -290,13 +303,13 @@ export class TarReader {
     this.remaining = hasData ? this.safe(stored, 'size', at) : 0;
     this.padding = (BLOCK - (this.remaining % BLOCK)) % BLOCK;
     this.current = e;
-    this.previous = showName(e.name);
+    this.previous = e.name;
     this.extents = [];
     if (e.kind !== 'file') return e;
     e.size = this.remaining;
     if (sparse.major === '1') sparse.map = await this.sparseMap(e, at);
     if (sparse.map) {
-      e.size = this.safe(sparse.realSize ?? BigInt(this.remaining), 'sparse file size', at);
+      e.size = this.safe(sparse.realSize ?? this.remaining, 'sparse file size', at);
       e.sparse = this.checkMap(sparse.map, e, at);
       this.extents = e.sparse.map(([o, l]) => [o, l]);
     } else this.extents = [[0, this.remaining]];
@@ -304,11 +317,12 @@ export class TarReader {
   }
 
   /** Applies one extended header record to e; a new stored size when it gives one. */
-  private applyRecord(e: TarEntry, r: PaxEntry, sparse: Sparse, at: number): bigint | undefined {
+  private applyRecord(e: TarEntry, r: PaxEntry, sparse: Sparse, at: number): number | undefined {
     const text = () => r.value.toString('utf8');
     const decimal = () => {
-      if (!/^[0-9]+$/.test(text())) throw this.corrupt(at, `an extended header with a bad ${r.key} value`);
-      return BigInt(text());
+      const n = Number(text());
+      if (!/^[0-9]+$/.test(text()) || !Number.isSafeInteger(n)) throw this.corrupt(at, `an extended header with a bad ${r.key} value`);
+      return n;
     };
     const time = () => {
       const t = parsePaxTime(text());
@@ -446,9 +460,9 @@ export class TarReader {
   }
 
   /** An extended header's or long name's body. */
-  private async body(size: bigint, at: number, what: string): Promise<Buffer> {
-    if (size > BigInt(MAX_META)) throw this.corrupt(at, `a ${what} of ${size} bytes`);
-    const n = Number(size);
+  private async body(size: number, at: number, what: string): Promise<Buffer> {
+    if (size > MAX_META) throw this.corrupt(at, `a ${what} of ${size} bytes`);
+    const n = size;
     const padded = n + ((BLOCK - (n % BLOCK)) % BLOCK);
     if (!(await this.src.fill(padded))) this.truncated(this.end(), `a ${what}`, at);
     const body = Buffer.from(this.src.take(n));
@@ -475,7 +489,7 @@ export class TarReader {
     this.current = undefined;
   }
 
-  private number(block: Buffer, off: number, len: number, what: string, at: number): bigint {
+  private number(block: Buffer, off: number, len: number, what: string, at: number): number {
     const n = headerNumber(block, off, len);
     if (n === undefined) throw this.corrupt(at, `a header with a bad ${what} field`);
     return n;
@@ -486,14 +500,14 @@ export class TarReader {
     return this.src.position + this.src.available;
   }
 
-  /** A number that must fit what JS and the kernel hold. */
-  private safe(n: bigint, what: string, at: number): number {
-    if (n < 0n || n > BigInt(Number.MAX_SAFE_INTEGER)) throw this.corrupt(at, `a ${what} of ${n}`);
-    return Number(n);
+  /** A number that must be a count: not negative. */
+  private safe(n: number, what: string, at: number): number {
+    if (n < 0) throw this.corrupt(at, `a ${what} of ${n}`);
+    return n;
   }
 
   private corrupt(at: number, what: string): LklfsError {
-    const after = this.previous === undefined ? 'its first entry' : `after entry ${this.previous}`;
+    const after = this.previous === undefined ? 'its first entry' : `after entry ${showName(this.previous)}`;
     return new LklfsError(`${this.label}: corrupt archive: ${what} at byte ${at} (${after})`);
   }
 
@@ -502,7 +516,7 @@ export class TarReader {
     const e = this.current;
     const where = e
       ? `entry ${showName(e.name)} (header at byte ${e.offset}) is cut short: the archive ends at byte ${at}, in ${what}`
-      : `the archive ends at byte ${at}, in ${what}${header === undefined ? '' : ` (header at byte ${header})`}${this.previous === undefined ? '' : `, after entry ${this.previous}`}`;
+      : `the archive ends at byte ${at}, in ${what}${header === undefined ? '' : ` (header at byte ${header})`}${this.previous === undefined ? '' : `, after entry ${showName(this.previous)}`}`;
     throw new LklfsError(`${this.label}: truncated archive: ${where}`);
   }
 }
@@ -511,6 +525,6 @@ interface Sparse {
   /** The real name (0.1, 1.0: the header's is a stand-in). */
   name?: Buffer;
   major?: string;
-  realSize?: bigint;
+  realSize?: number;
   map?: [number, number][];
 }

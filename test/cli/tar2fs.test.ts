@@ -5,7 +5,7 @@
  * against the tree GNU tar or bsdtar archived; and the tar reader on its
  * own, on archives of every format GNU tar writes.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, copyFileSync, lchownSync, openSync, mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FileSource, StreamSource } from '../../src/engine/byte-source.js';
@@ -408,6 +408,10 @@ describe('tar2fs: bad archives and bad usage', () => {
       expect(notTar.r.status).toBe(1);
       expect(notTar.r.stderr).toBe('lklfs tar2fs: standard input: not a tar archive (no tar header at its start)\n');
 
+      const empty = run(Buffer.alloc(0));
+      expect(empty.r.status).toBe(1);
+      expect(empty.r.stderr).toBe('lklfs tar2fs: standard input: not a tar archive (it is empty)\n');
+
       const bzip2 = run(Buffer.concat([Buffer.from('BZh91AY&SY'), Buffer.alloc(100)]));
       expect(bzip2.r.status).toBe(1);
       expect(bzip2.r.stderr).toMatch(/standard input is compressed with bzip2, which tar2fs does not read/);
@@ -444,6 +448,9 @@ describe('tar2fs: bad archives and bad usage', () => {
       expect(notDir.stderr).toMatch(/destination \/f1 is not a directory in the image/);
       const noDest = lklfs(['tar2fs', '-i', img, file, '/no/such']);
       expect(noDest.status).toBe(2);
+      const directory = lklfs(['tar2fs', '-i', img, dir]);
+      expect(directory.status).toBe(2);
+      expect(directory.stderr).toMatch(/is a directory, not an archive/);
       const itself = lklfs(['tar2fs', '-i', img, img]);
       expect(itself.status).toBe(2);
       expect(itself.stderr).toMatch(/is the image itself/);
@@ -471,6 +478,29 @@ describe('tar2fs: bad archives and bad usage', () => {
       const cat = lklfs(['cat', '-i', img, '/opt/deep/er/file', '/opt/abs']);
       expect(cat.stdout.toString()).toBe('deep\nabs\n');
       expect(lklfs(['ls', '-i', img, '/evil', '/opt/evil']).status).toBe(1);
+    }),
+  );
+
+  need('tar', 'mkfs.ext4', 'e2fsck')('SIGINT while waiting for more of the archive: exit 130, a clean filesystem', () =>
+    inScratch('tar2fs-sigint', async (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(src);
+      for (let i = 0; i < 1200; i++) writeFileSync(join(src, `f${i}`), Buffer.alloc(2000, i));
+      const archive = join(dir, 'a.tar');
+      sh('tar', ['-cf', archive, '-C', src, '.']);
+      const img = image(dir, 'img', 'ext4', 32);
+      // Half the archive (more than a batch of entries: -v shows them in
+      // the image), and the pipe left open: tar2fs waits for the rest.
+      const child = spawn(process.execPath, [bin, 'tar2fs', '-v', '-i', img, '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stdout.once('data', () => child.kill('SIGINT'));
+      child.stdin.write(readFileSync(archive).subarray(0, 1500 * 1024));
+      const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      child.stdin.destroy();
+      expect(status).toBe(130);
+      expect(stderr).toMatch(/interrupted by SIGINT; the image was unmounted cleanly/);
+      check('ext4', img);
     }),
   );
 
