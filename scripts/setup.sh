@@ -37,6 +37,10 @@ need mtype mtools
 need strace strace
 need mkntfs ntfs-3g
 need mkudffs udftools
+# tar2fs decompresses zstd archives with the host's zstd (xz: xz-utils, above);
+# its tests read archives bsdtar writes.
+need zstd zstd
+need bsdtar libarchive-tools
 
 cache=${LKL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lklfs}
 have_source=$(ls "$cache"/dl/linux-source-6.12_*.deb 2>/dev/null | head -n 1 || true)
