@@ -17,7 +17,7 @@ import type { Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
 import { KIND_NAMES, kindOf, splitHostDev } from './modes.js';
 import { resolve } from './walk-image.js';
-import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
+import { clearTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
 export interface CopyInOptions {
@@ -139,7 +139,7 @@ class CopyIn {
 
   private readonly hooks: StepHooks<Source> = {
     show: (s) => this.show(s.kernel),
-    replace: (step) => this.replace(step),
+    replace: (step) => clearTheWay(this.mount, step.source.kernel, kindOf(step.source.stat.mode)),
     // What the filesystem cannot hold at all (symlinks, device nodes,
     // fifos or hard links on FAT): left out, one warning per kind.
     refused: (step) => {
@@ -152,15 +152,6 @@ class CopyIn {
       if (step.op[0] === 'copyIn') this.totals.bytes += ret;
     },
   };
-
-  /** An entry is in the way: merged into, or removed (see inTheWay). */
-  private async replace(step: Step): Promise<'merged' | 'removed'> {
-    const there = kindOf((await this.k.lstat(step.source.kernel)).mode);
-    const where = `${this.mount.image}:${this.show(step.source.kernel)}`;
-    if (inTheWay(there, kindOf(step.source.stat.mode), where) === 'merge') return 'merged';
-    await this.k.unlink(step.source.kernel);
-    return 'removed';
-  }
 
   private count(chunk: Source[]): void {
     for (const s of chunk) {

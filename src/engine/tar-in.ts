@@ -25,7 +25,7 @@ import type { Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { KIND_NAMES, kindOf, S_IFBLK, S_IFCHR, S_IFIFO, type FileKind } from './modes.js';
 import { aclFromText, hostIdLookup } from './posix-acl.js';
-import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
+import { clearTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { showName, type TarEntry, type TarReader } from './tar-parse.js';
 import { resolve } from './walk-image.js';
 import { MetadataWarnings } from './warnings.js';
@@ -185,9 +185,9 @@ class TarIn {
     for (;;) {
       if (this.opts.signal?.aborted) throw this.opts.signal.reason;
       this.batches.check();
+      this.entryStart = this.batches.steps.length;
       const e = await this.archive(this.reader.next());
       if (!e) return;
-      this.entryStart = this.batches.steps.length;
       await this.add(e);
       if (this.batches.full) await this.batches.flush();
     }
@@ -377,7 +377,6 @@ class TarIn {
     if (dir.metadata) this.batches.steps.push(...dir.metadata);
   }
 
-
   /** The directory at key, to put an entry in: the most recently used from now. */
   private async dirFor(key: string): Promise<OpenDir> {
     const known = this.dirs.get(key);
@@ -409,9 +408,7 @@ class TarIn {
     } catch (e) {
       throw this.mount.explain(e);
     }
-    const kernel = this.mount.path(resolved);
-    this.track(key, kernel);
-    return kernel;
+    return this.mount.path(resolved);
   }
 
   /** A directory at image path p, made (mode 755) if nothing is there. */
@@ -515,7 +512,7 @@ class TarIn {
 
   private readonly hooks: StepHooks<Item> = {
     show: (item) => this.show(item),
-    replace: (step) => this.replace(step),
+    replace: (step) => clearTheWay(this.mount, step.source.kernel, step.source.kind),
     // What the filesystem cannot hold at all (symlinks, device nodes,
     // fifos or hard links on FAT): left out, one warning per kind.
     refused: (step) => {
@@ -528,15 +525,6 @@ class TarIn {
       if (step.op[0] === 'writeFile' || step.op[0] === 'writeAt') this.totals.bytes += ret;
     },
   };
-
-  /** An entry is in the way: merged into, or removed (see inTheWay). */
-  private async replace(step: Step): Promise<'merged' | 'removed'> {
-    const there = kindOf((await this.k.lstat(step.source.kernel)).mode);
-    const where = `${this.mount.image}:${this.show(step.source)}`;
-    if (inTheWay(there, step.source.kind, where) === 'merge') return 'merged';
-    await this.k.unlink(step.source.kernel);
-    return 'removed';
-  }
 
   private show(item: Item): string {
     return this.mount.imagePath(item.kernel).toString();
@@ -564,7 +552,6 @@ function place(name: Buffer): { key: string; parent: string; base: string } | nu
 function join(dir: Buffer, name: Buffer): Buffer {
   return Buffer.concat(dir[dir.length - 1] === 0x2f ? [dir, name] : [dir, slash, name]);
 }
-
 
 /** Unpacks the archive reader reads into image directory dest. */
 export async function extractTar(

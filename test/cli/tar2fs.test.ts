@@ -308,7 +308,8 @@ describe('tar2fs: compressed archives and standard input', () => {
       // A damaged stream: the decompressor's complaint, with where in the archive.
       for (const [how, bytes] of Object.entries(compressed)) {
         const bad = Buffer.from(bytes);
-        bad[Math.floor(bad.length / 2)] ^= 0xff;
+        const middle = Math.floor(bad.length / 2);
+        bad[middle] = (bad[middle] as number) ^ 0xff;
         const cut = bytes.subarray(0, Math.floor(bytes.length * 0.7));
         for (const [what, input] of [['corrupt', bad], ['truncated', cut]] as const) {
           const img = image(dir, `bad-${how}`, 'ext4', 64);
@@ -395,7 +396,8 @@ describe('tar2fs: bad archives and bad usage', () => {
       check('ext4', img);
 
       const corrupt = Buffer.from(archive);
-      corrupt[(headers[2] as number) + 10] ^= 0x01;
+      const flip = (headers[2] as number) + 10;
+      corrupt[flip] = (corrupt[flip] as number) ^ 0x01;
       const bad = run(corrupt);
       expect(bad.r.status).toBe(1);
       expect(bad.r.stderr).toBe(`lklfs tar2fs: standard input: corrupt archive: a header with a bad checksum at byte ${headers[2]} (after entry f2)\n`);
@@ -654,7 +656,8 @@ describe('tar reader', () => {
   });
 
   test('ACL text as GNU tar (names, newlines) and libarchive (ids after the permissions, commas) store it', () => {
-    const lookup = (kind: 'user' | 'group', name: string) => ({ 'user:alice': 1000, 'group:staff': 50 })[`${kind}:${name}`];
+    const ids = new Map([['user:alice', 1000], ['group:staff', 50]]);
+    const lookup = (kind: 'user' | 'group', name: string) => ids.get(`${kind}:${name}`);
     const gnu = aclFromText('user::rw-\nuser:alice:r--\ngroup::r--\ngroup:staff:rw-\nmask::rw-\nother::r--\n', lookup);
     const star = aclFromText('user::rw-,group::r--,other::r--,user:bob:r--:1000,group:x:rw-:50,mask::rw-', lookup);
     const want = Buffer.from('02000000' + '01000600ffffffff' + '02000400e8030000' + '04000400ffffffff' + '0800060032000000' + '10000600ffffffff' + '20000400ffffffff', 'hex');
