@@ -125,11 +125,11 @@ function hostTool(tool: 'xz' | 'zstd', compressed: AsyncGenerator<Buffer>, label
   // A decompressor that stops reading (it failed, or the archive is done)
   // breaks the pipe: its exit status is what tells.
   child.stdin.on('error', () => undefined);
+  let inputError: Error | undefined;
   feed.on('error', (e) => {
     inputError = e;
     child.kill();
   });
-  let inputError: Error | undefined;
   feed.pipe(child.stdin);
   async function* out(): AsyncGenerator<Buffer> {
     for await (const chunk of child.stdout) yield chunk as Buffer;
