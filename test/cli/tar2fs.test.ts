@@ -473,13 +473,18 @@ describe('tar2fs: bad archives and bad usage', () => {
       const img = image(dir, 'img', 'ext4', 32);
       expectOk(lklfs(['cptofs', '-i', img, join(src, 'deep'), '/opt']));
       sh('rm', ['-r', join(src, 'deep')]);
-      const r = lklfs(['tar2fs', '-i', img, archive, '/opt']);
+      const r = lklfs(['tar2fs', '-i', img, '--owner', '7', '--group', '8', archive, '/opt']);
       expectOk(r);
       expect(r.stderr).toBe('lklfs tar2fs: warning: 1 entry not extracted (names with ".."), e.g. ../evil\n');
       check('ext4', img);
       const cat = lklfs(['cat', '-i', img, '/opt/deep/er/file', '/opt/abs']);
       expect(cat.stdout.toString()).toBe('deep\nabs\n');
       expect(lklfs(['ls', '-i', img, '/evil', '/opt/evil']).status).toBe(1);
+      // The owner given, on what the archive had and on the directories made for it.
+      const list = lklfs(['ls', '-i', img, '-l', '-R', '/opt']).stdout.toString();
+      expect(list).toMatch(/^drwxr-xr-x +\d+ +7 +8 .* \/opt\/deep$/m);
+      expect(list).toMatch(/^drwxr-xr-x +\d+ +7 +8 .* \/opt\/deep\/er$/m);
+      expect(list).toMatch(/^-rw-r--r-- +1 +7 +8 .* \/opt\/deep\/er\/file$/m);
     }),
   );
 
@@ -497,6 +502,8 @@ describe('tar2fs: bad archives and bad usage', () => {
       let stderr = '';
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdout.once('data', () => child.kill('SIGINT'));
+      // What it had not read when it stopped: EPIPE here.
+      child.stdin.on('error', () => undefined);
       child.stdin.write(readFileSync(archive).subarray(0, 1500 * 1024));
       const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
       child.stdin.destroy();
