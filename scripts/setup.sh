@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 # scripts themselves; test/setup/host-tools.test.ts keeps this list in step
 # with both); a fresh Debian 12 has only its essential and required
 # packages, Node and npm. Test tools make and judge images in the tests
-# (and time the benchmarks: GNU time, not the shell's keyword).
+# (and time the benchmarks: GNU time, not the shell's keyword; tar2fs reads
+# zstd archives through the host's zstd, and its tests read bsdtar's).
 build_tools=(
 	gcc gcc
 	g++ g++
@@ -47,6 +48,8 @@ test_tools=(
 	mkntfs ntfs-3g
 	mkudffs udftools
 	/usr/bin/time time
+	zstd zstd
+	bsdtar libarchive-tools
 )
 
 # The packages of the tools in "$@" (pairs) whose command is missing.

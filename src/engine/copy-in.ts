@@ -15,9 +15,9 @@ import { basename } from 'node:path';
 import { isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
-import { kindOf, splitHostDev, type FileKind } from './modes.js';
+import { KIND_NAMES, kindOf, splitHostDev, type FileKind } from './modes.js';
 import { resolve } from './walk-image.js';
-import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
+import { clearTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
 export interface CopyInOptions {
@@ -63,16 +63,6 @@ interface Source {
 }
 
 type Step = StepOf<Source>;
-
-const KIND_NAMES: Record<FileKind, string> = {
-  file: 'file',
-  dir: 'directory',
-  symlink: 'symlink',
-  char: 'character device',
-  block: 'block device',
-  fifo: 'fifo',
-  socket: 'socket',
-};
 
 const slash = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer) =>
@@ -160,7 +150,7 @@ class CopyIn {
 
   private readonly hooks: StepHooks<Source> = {
     show: (s) => this.show(s.kernel),
-    replace: (step) => this.replace(step),
+    replace: (step) => clearTheWay(this.mount, step.source.kernel, kindOf(step.source.stat.mode)),
     // What the filesystem cannot hold at all (symlinks, device nodes,
     // fifos or hard links on FAT): left out, one warning per kind.
     refused: (step) => {
@@ -175,15 +165,6 @@ class CopyIn {
     full: (step, attempt) =>
       this.opts.full ? this.opts.full(this.totals.bytes, step.source.stat.blocks * 512, attempt) : Promise.resolve(false),
   };
-
-  /** An entry is in the way: merged into, or removed (see inTheWay). */
-  private async replace(step: Step): Promise<'merged' | 'removed'> {
-    const there = kindOf((await this.k.lstat(step.source.kernel)).mode);
-    const where = `${this.mount.image}:${this.show(step.source.kernel)}`;
-    if (inTheWay(there, kindOf(step.source.stat.mode), where) === 'merge') return 'merged';
-    await this.k.unlink(step.source.kernel);
-    return 'removed';
-  }
 
   private count(chunk: Source[]): void {
     for (const s of chunk) {

@@ -11,6 +11,17 @@ export const S_IFIFO = 0o010000;
 
 export type FileKind = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
 
+/** Each kind as messages name it. */
+export const KIND_NAMES: Record<FileKind, string> = {
+  file: 'file',
+  dir: 'directory',
+  symlink: 'symlink',
+  char: 'character device',
+  block: 'block device',
+  fifo: 'fifo',
+  socket: 'socket',
+};
+
 export function kindOf(mode: number): FileKind {
   switch (mode & S_IFMT) {
     case S_IFREG:

@@ -9,8 +9,9 @@
  */
 import { getSystemErrorName } from 'node:util';
 import { errnoError, type BatchOp, type Binding } from '../kernel/binding.js';
+import type { Mount } from '../kernel/kernel.js';
 import { LklfsError } from '../errors.js';
-import type { FileKind } from './modes.js';
+import { kindOf, type FileKind } from './modes.js';
 import type { MetadataWarnings } from './warnings.js';
 
 export interface Step<S> {
@@ -56,6 +57,9 @@ const SYSCALL: Partial<Record<BatchOp[0], string>> = {
   hostLutimes: 'utimensat',
   hostSetXattr: 'lsetxattr',
   hostUnlink: 'unlink',
+  writeFile: 'open',
+  writeAt: 'open',
+  setXattrs: 'lsetxattr',
 };
 
 const EPERM = -1;
@@ -118,4 +122,17 @@ export function inTheWay(there: FileKind, coming: FileKind, where: string): 'mer
   if (there === 'dir') throw new LklfsError(`cannot overwrite directory ${where} with a non-directory`);
   if (coming === 'dir') throw new LklfsError(`cannot overwrite non-directory ${where} with a directory`);
   return 'remove';
+}
+
+/**
+ * Clears the way for a kind of entry coming to kernel path at (a
+ * StepHooks.replace): merged into when both are directories, else the
+ * entry there is removed (see inTheWay).
+ */
+export async function clearTheWay(mount: Mount, at: Buffer, coming: FileKind): Promise<'merged' | 'removed'> {
+  const native = mount.kernel.native;
+  const there = kindOf((await native.lstat(at)).mode);
+  if (inTheWay(there, coming, `${mount.image}:${mount.imagePath(at).toString()}`) === 'merge') return 'merged';
+  await native.unlink(at);
+  return 'removed';
 }

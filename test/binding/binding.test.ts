@@ -90,6 +90,52 @@ describe('native binding', () => {
       expect(mode).toBe(0o755);
     }));
 
+  test('batch data ops: writeFile from Buffers and host file ranges, writeAt, truncate, setXattrs', () =>
+    inScratch('binding-batch-data', (dir) => {
+      const host = join(dir, 'host-data');
+      writeFileSync(host, Buffer.from('0123456789abcdefghij'));
+      const r = runScript(
+        dir,
+        `
+        import { openSync } from 'node:fs';
+        import { packXattrs } from '${repoRoot}/dist/src/kernel/binding.js';
+        const { k, m, b } = await mounted();
+        const fd = openSync(${JSON.stringify(host)}, 'r');
+        const xattrs = packXattrs([{ name: Buffer.from('user.a'), value: Buffer.from([0, 255]) }, { name: Buffer.from('trusted.b'), value: Buffer.from('x') }]);
+        out(await b.batch([
+          ['writeFile', false, m.path('/f'), [Buffer.from('head-'), { fd, offset: 10, length: 5 }, Buffer.from('-tail')], 0o600],
+          ['writeAt', false, m.path('/f'), { fd, offset: 0, length: 3 }, 1 << 20],
+          ['truncate', false, m.path('/f'), 3 << 20],
+          ['setXattrs', true, m.path('/f'), xattrs],
+          ['writeFile', false, m.path('/f'), Buffer.from('again'), 0o600],
+        ]));
+        const f = await b.open(m.path('/f'), b.constants.O_RDONLY, 0);
+        const head = Buffer.alloc(15);
+        await b.read(f, head, 0, 15, 0);
+        const later = Buffer.alloc(3);
+        await b.read(f, later, 0, 3, 1 << 20);
+        await b.close(f);
+        out([head.toString(), later.toString()]);
+        const st = await b.lstat(m.path('/f'));
+        out([st.size, st.blocks]);
+        out((await b.getXattrs(m.path('/f'))).map((x) => [x.name, x.value.toString('hex')]));
+        // A range past the host file's end: EIO, named as a read of the archive.
+        out(await b.batch([['writeFile', false, m.path('/g'), { fd, offset: 15, length: 10 }, 0o600]]));
+        await k.halt();
+      `,
+      );
+      expect(r.stderr).toBe('');
+      const [batch, data, size, xattrs, short] = r.json;
+      // The second writeFile finds /f there (O_EXCL): EEXIST stops the batch.
+      expect(batch).toEqual({ results: [15, 3, 0, 0, -17] });
+      expect(data).toEqual(['head-abcde-tail', '012']);
+      // 3 MiB with two pieces of data: the rest holes.
+      expect(size[0]).toBe(3 << 20);
+      expect(size[1] * 512).toBeLessThan(64 << 10);
+      expect(xattrs).toEqual([['user.a', '00ff'], ['trusted.b', '78']]);
+      expect(short).toEqual({ results: [-5], syscall: 'pread', path: Buffer.from('the archive').toJSON() });
+    }));
+
   test('copyIn keeps holes; copyOut brings the bytes back', () =>
     inScratch('binding-copy', (dir) => {
       const src = join(dir, 'sparse');

@@ -98,6 +98,13 @@ describe('--json', () => {
         expect(tar.entries).toBe(listed.entries.length + 1 - 1);
         expect(tar.warnings).toEqual([expect.stringMatching(/socket/)]);
 
+        const img2 = join(dir, 'fs2.img');
+        sh('truncate', ['-s', '128M', img2]);
+        sh('mkfs.ext4', ['-q', img2]);
+        const unpacked = output(lklfs(['tar2fs', '-i', img2, '--json', join(dir, 'out.tar')]), 'tar2fs');
+        expect(unpacked.files).toBe([...want.values()].filter((n) => n.kind === 'file').length);
+        expect(unpacked.warnings).toEqual([]);
+
         const out = join(dir, 'out');
         const back = output(lklfs(['cpfromfs', '-i', img, '--json', '/etc', out]), 'cpfromfs');
         // /etc itself and everything below it.
