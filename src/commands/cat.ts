@@ -1,5 +1,4 @@
-import * as Args from '@oclif/core/args';
-import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { argument, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { resolve } from '../engine/walk-image.js';
 import { isSystemError } from '../kernel/binding.js';
@@ -10,7 +9,7 @@ export default class Cat extends ImageCommand {
 With --json, each file's path, size and contents (base64) as one JSON object.`;
   static override examples = ['lklfs cat -t ext4 -i rootfs.img /etc/os-release'];
   static override strict = false;
-  static override args = { files: Args.string({ description: 'FILE...', required: true }) };
+  static override args = { files: argument({ description: 'FILE...', required: true }) };
   static override flags = { ...imageFlags };
 
   async run(): Promise<{ files: CatFile[] } | void> {

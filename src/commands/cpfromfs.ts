@@ -1,11 +1,10 @@
-import * as Args from '@oclif/core/args';
 import { copyOut } from '../engine/copy-out.js';
 import { expandSources } from '../engine/lkl-sources.js';
 import { resolve } from '../engine/walk-image.js';
 import { isSystemError } from '../kernel/binding.js';
 import { describe, type Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
-import { copyFlags, ImageCommand, imageFlags, lklPathFlags } from '../cli/image-command.js';
+import { argument, copyFlags, ImageCommand, imageFlags, lklPathFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
 import type { CopyResult } from '../cli/json.js';
 import { counts } from '../cli/progress.js';
@@ -28,7 +27,7 @@ read-only and is never written.`;
   ];
   static override strict = false;
   static override args = {
-    paths: Args.string({ description: 'SOURCE... DEST', required: true }),
+    paths: argument({ description: 'SOURCE... DEST', required: true }),
   };
   static override flags = {
     ...imageFlags,

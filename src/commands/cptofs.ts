@@ -1,4 +1,3 @@
-import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { readdir } from 'node:fs/promises';
 import { copyIn } from '../engine/copy-in.js';
@@ -8,7 +7,7 @@ import { cannotGrow, growMountType } from '../engine/resize-fs.js';
 import { treeBytes } from '../engine/tree-size.js';
 import { isSystemError } from '../kernel/binding.js';
 import { LklfsError, UsageError } from '../errors.js';
-import { copyFlags, detect, ImageCommand, imageFlags, lklPathFlags } from '../cli/image-command.js';
+import { argument, copyFlags, detect, ImageCommand, imageFlags, lklPathFlags } from '../cli/image-command.js';
 import { parseSize } from '../cli/size.js';
 import { formatBytes } from '../cli/format.js';
 import type { CopyResult } from '../cli/json.js';
@@ -38,7 +37,7 @@ file needs more): the image stays as small as steps allow.`;
   ];
   static override strict = false;
   static override args = {
-    paths: Args.string({ description: 'SOURCE... DEST', required: true }),
+    paths: argument({ description: 'SOURCE... DEST', required: true }),
   };
   static override flags = {
     ...imageFlags,

@@ -1,7 +1,6 @@
-import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { argument, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { writeTar, type TarOptions, type TarResult, type WriteArchive } from '../engine/tar-out.js';
 import { contextLine } from '../engine/selinux-contexts.js';
@@ -31,7 +30,7 @@ everything with
     'lklfs fs2tar -t ext4 -i disk.img -P 2 - | zstd > rootfs.tar.zst',
   ];
   static override args = {
-    archive: Args.string({ description: 'the tar file to write; "-" for standard output', required: true }),
+    archive: argument({ description: 'the tar file to write; "-" for standard output', required: true }),
   };
   static override flags = {
     ...imageFlags,

@@ -1,6 +1,5 @@
-import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
-import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { argument, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { entryJson, type EntryJson } from '../cli/json.js';
 import { writeOut } from '../cli/output.js';
 import { kindOf, modeString } from '../engine/modes.js';
@@ -17,7 +16,7 @@ names of its extended attributes); a symlink given as PATH is described,
 not followed.`;
   static override examples = ['lklfs ls -t ext4 -i rootfs.img -l /etc', 'lklfs ls -t ext4 -i rootfs.img -R /'];
   static override strict = false;
-  static override args = { paths: Args.string({ description: 'PATH...' }) };
+  static override args = { paths: argument({ description: 'PATH...' }) };
   static override flags = {
     ...imageFlags,
     long: Flags.boolean({ char: 'l', description: 'mode, links, owner, group, size, modification time' }),

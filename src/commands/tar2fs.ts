@@ -1,8 +1,7 @@
-import * as Args from '@oclif/core/args';
 import * as Flags from '@oclif/core/flags';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { argument, copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
 import { counts } from '../cli/progress.js';
 import { FileSource, StreamSource, type ByteSource } from '../engine/byte-source.js';
@@ -42,11 +41,9 @@ before stays, and the filesystem is unmounted cleanly.`;
     'docker export CONTAINER | lklfs tar2fs -i rootfs.img -',
     'lklfs tar2fs -i rootfs.img --whiteouts layer.tar.gz /',
   ];
-  // ignoreStdin: oclif would otherwise read a missing argument from
-  // standard input, as text, taking the start of the archive with it.
   static override args = {
-    archive: Args.string({ description: 'the archive (tar, .gz, .xz, .zst); "-" or none: standard input', default: '-', ignoreStdin: true }),
-    dest: Args.string({ description: 'the image directory to unpack into', default: '/', ignoreStdin: true }),
+    archive: argument({ description: 'the archive (tar, .gz, .xz, .zst); "-" or none: standard input', default: '-' }),
+    dest: argument({ description: 'the image directory to unpack into', default: '/' }),
   };
   static override flags = {
     ...imageFlags,

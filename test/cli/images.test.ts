@@ -39,6 +39,20 @@ describe('filesystem type from the image', () => {
     }),
   );
 
+  test('a pipe on standard input is never taken for a missing argument', () =>
+    inScratch('stdin-args', (dir) => {
+      const img = join(dir, 'fs.img');
+      sh('truncate', ['-s', '32M', img]);
+      sh('mkfs.ext4', ['-q', img]);
+      const input = Buffer.from('/nope\n');
+      const listed = lklfs(['ls', '-i', img], { input });
+      expectOk(listed);
+      expect(listed.stdout.toString()).toBe('lost+found\n');
+      const cat = lklfs(['cat', '-i', img], { input });
+      expect(cat.status).toBe(2);
+      expect(cat.stderr).toMatch(/Missing 1 required arg/);
+    }));
+
   test('a file that holds no filesystem: a clear error asking for -t', () =>
     inScratch('probe-none', async (dir) => {
       const img = join(dir, 'zeros.img');
