@@ -13,7 +13,8 @@
         "src/copy.cc",
         "src/queue.cc",
         "src/host.cc",
-        "src/batch.cc"
+        "src/batch.cc",
+        "src/tree.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -7,36 +7,35 @@
  * links to the first name archived, files with holes in GNU's sparse
  * format. Sockets cannot be archived: they are counted and left out.
  *
- * tar-stream frames the entries; the pax extended headers are built here
- * as bytes (see pax.ts) so that binary values and names survive exactly.
+ * The tree comes from the kernel in bulk (tree-records.ts: a few MiB of
+ * entries and data per trip); each entry's headers are framed here in one
+ * pass, straight into the output buffer, which is written in large pieces.
+ * The layout is byte for byte what tar-stream (which framed the entries
+ * before) wrote: its header fields, its "PaxHeader" extended headers with
+ * bodies padded by a comment record (pax.ts), names that do not fit in
+ * ustar's 100 bytes (or are not ASCII) as a pax record and a stand-in.
  */
-import { once } from 'node:events';
-import { pack as tarPack, type Header, type Pack } from 'tar-stream';
-import type { Mount } from '../kernel/kernel.js';
 import { LklfsError } from '../errors.js';
+import type { Mount } from '../kernel/kernel.js';
 import { kindOf, type FileKind } from './modes.js';
-import { paxBody, paxRecord, paxTime, xattrKey } from './pax.js';
+import { padBody, paxTime, putAscii, putRecord, xattrKey } from './pax.js';
 import { aclText } from './posix-acl.js';
+import { CHANGED, DATA, DATA_HEAD, ENTRY, readEntry, readTree, type TreeEntry } from './tree-records.js';
 import { fileOwn } from './xattrs.js';
-import { walk, type ImageEntry } from './walk-image.js';
 
-/** File data is read from the kernel in pieces of this size. */
-const CHUNK = 1 << 20;
-/** Files up to this size come with their directory's listing: no trip each. */
+/** Files up to this size come whole with their entry's record: no trip each. */
 const SMALL_FILE = 256 << 10;
-/** The archive is handed on in writes of about this size. */
-const BATCH = 1 << 20;
-/** tar-stream writes owners in 6 octal digits... */
+/** The archive is handed on in writes of this size. */
+const OUT = 4 << 20;
+const BLOCK = 512;
+/** ustar owners hold 6 octal digits... */
 const MAX_ID = 0o777777;
-/** ...sizes in 11 (larger ones in base-256, which only GNU readers know)... */
+/** ...sizes 11 (larger ones are written in base-256, which only GNU readers know)... */
 const MAX_SIZE = 0o77777777777;
-/** ...and times as 32-bit seconds, none before 1970. */
+/** ...and times 32-bit seconds, none before 1970. */
 const MAX_SECONDS = 2 ** 31 - 1;
 /** The ustar name and link name fields. */
 const USTAR_NAME = 100;
-
-type EntryHeader = Parameters<Pack['entry']>[0];
-type Sink = ReturnType<Pack['entry']>;
 
 /** Hands on a piece of the archive; settles once it is written. */
 export type WriteArchive = (chunk: Buffer) => Promise<void>;
@@ -44,9 +43,9 @@ export type WriteArchive = (chunk: Buffer) => Promise<void>;
 export interface TarOptions {
   /** The image directory to archive (default "/"): its entries are ./... */
   root?: Buffer;
-  /** Stops the archive at the next entry (or piece of file data). */
+  /** Stops the archive at the next batch of entries. */
   signal?: AbortSignal;
-  /** Called after each entry with the running totals. */
+  /** Called as the archive grows, with the running totals. */
   progress?: (entries: number, bytes: number) => void;
 }
 
@@ -58,339 +57,316 @@ export interface TarResult {
   warnings: string[];
 }
 
-const TYPES: Record<Exclude<FileKind, 'socket'>, Header['type']> = {
-  file: 'file',
-  dir: 'directory',
-  symlink: 'symlink',
-  char: 'character-device',
-  block: 'block-device',
-  fifo: 'fifo',
+const TYPEFLAG: Record<Exclude<FileKind, 'socket'>, number> = {
+  file: 0x30,
+  dir: 0x35,
+  symlink: 0x32,
+  char: 0x33,
+  block: 0x34,
+  fifo: 0x36,
 };
+const LINK = 0x31;
+const PAX = 0x78;
 
-/** tar-stream's output, gathered into large writes. */
-class Batches {
-  private chunks: Buffer[] = [];
-  private size = 0;
+/** The fields of a ustar header that differ between entries. */
+interface Ustar {
+  /** ASCII, at most 100 bytes (see standIn). */
+  name: Buffer;
+  typeflag: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Whole seconds, 0 to 2^31 - 1. */
+  mtime: number;
+  link?: Buffer;
+  device?: [number, number];
+}
 
-  constructor(private readonly write: WriteArchive) {}
+const SLASH = Buffer.from('/');
+const ROOT = Buffer.from('./');
+const SPARSE_DIR = Buffer.from('GNUSparseFile.0/');
+const PAX_NAME = Buffer.from('PaxHeader');
 
-  add(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-  }
+/** Writes value in octal as tar-stream did: n digits and a space, all 7s when it does not fit. */
+function putOctal(out: Buffer, at: number, value: number, n: number): void {
+  const text = value.toString(8);
+  putAscii(out, at, text.length > n ? `${'7'.repeat(n)} ` : `${text.padStart(n, '0')} `);
+}
 
-  /** Awaited before each step of the producer: what waits in memory stays about one batch. */
-  async flushIfFull(): Promise<void> {
-    if (this.size >= BATCH) await this.flush();
-  }
-
-  async flush(): Promise<void> {
-    if (this.size === 0) return;
-    const batch = Buffer.concat(this.chunks, this.size);
-    this.chunks = [];
-    this.size = 0;
-    await this.write(batch);
+/** The 512-byte ustar header at out[at]. */
+function putHeader(out: Buffer, at: number, h: Ustar): void {
+  out.fill(0, at, at + BLOCK);
+  h.name.copy(out, at);
+  putOctal(out, at + 100, h.mode & 0o7777, 6);
+  putOctal(out, at + 108, h.uid, 6);
+  putOctal(out, at + 116, h.gid, 6);
+  if (h.size > MAX_SIZE) {
+    // Base-256: a marker byte, then the size big-endian.
+    out[at + 124] = 0x80;
+    for (let i = 11, n = h.size; i > 0; i--, n = Math.floor(n / 256)) out[at + 124 + i] = n % 256;
+  } else putOctal(out, at + 124, h.size, 11);
+  putOctal(out, at + 136, h.mtime, 11);
+  out[at + 156] = h.typeflag;
+  h.link?.copy(out, at + 157);
+  putAscii(out, at + 257, 'ustar\x0000');
+  putOctal(out, at + 329, 0, 6);
+  putOctal(out, at + 337, 0, 6);
+  if (h.device) {
+    // 7 digits and a NUL: Linux's 12-bit majors and 20-bit minors fit (GNU
+    // tar knows no pax record for them). The checksum then came out as
+    // digits, NUL, space, where tar-stream's own is digits, space, NUL.
+    putAscii(out, at + 329, `${h.device[0].toString(8).padStart(7, '0')}\0${h.device[1].toString(8).padStart(7, '0')}\0`);
+    out.fill(0x20, at + 148, at + 156);
+    putAscii(out, at + 148, `${checksum(out, at).toString(8).padStart(6, '0')}\0 `);
+  } else {
+    out.fill(0x20, at + 148, at + 156);
+    const sum = checksum(out, at);
+    out.fill(0, at + 148, at + 156);
+    putOctal(out, at + 148, sum, 6);
   }
 }
 
-/** The archive's name for an image path: "/" -> "./", "/etc" (a directory) -> "etc/". */
-function archiveName(path: Buffer, dir: boolean, root: Buffer): Buffer {
-  if (path.length === root.length) return Buffer.from('./');
-  const rel = path.subarray(root.length === 1 ? 1 : root.length + 1);
-  return dir ? Buffer.concat([rel, Buffer.from('/')]) : rel;
+function checksum(out: Buffer, at: number): number {
+  let sum = 0;
+  for (let i = at; i < at + BLOCK; i++) sum += out[i] as number;
+  return sum;
+}
+
+/** Whole seconds as a ustar header holds them; the pax mtime is exact. */
+function ustarTime(sec: number, nsec: number): number {
+  // Truncated toward zero, as the nanoseconds divided used to be.
+  const s = sec < 0 && nsec > 0 ? sec + 1 : sec;
+  return Math.min(Math.max(s, 0), MAX_SECONDS);
 }
 
 /**
- * The name or link target for tar-stream's ustar header. One that does not
- * fit (over 100 bytes, or not ASCII: tar-stream would pax-encode it as
- * UTF-8 itself) goes into a pax record as its exact bytes, and the header
- * gets an ASCII stand-in that only readers without pax support use.
+ * The ustar field for a name or link target: the bytes when ASCII and at
+ * most 100 long; otherwise a pax record (key) carries the exact bytes, and
+ * the field gets an ASCII stand-in that only readers without pax use.
  */
-function ustarField(bytes: Buffer, key: 'path' | 'linkpath', records: Buffer[]): string {
-  const ascii = bytes.every((b) => b < 0x80);
-  if (ascii && bytes.length <= USTAR_NAME) return bytes.toString('latin1');
-  records.push(paxRecord(key, bytes));
-  return Buffer.from(bytes.subarray(0, USTAR_NAME).map((b) => (b < 0x80 ? b : 0x5f))).toString('latin1');
-}
-
-/** Whole seconds as tar-stream can write them; the pax mtime is exact. */
-function ustarTime(ns: bigint): Date {
-  const s = Number(ns / 1_000_000_000n);
-  return new Date(Math.min(Math.max(s, 0), MAX_SECONDS) * 1000);
+function standIn(bytes: Buffer, key: 'path' | 'linkpath', records: [string | Buffer, string | Buffer][]): Buffer {
+  let ascii = true;
+  for (let i = 0; i < bytes.length; i++) if ((bytes[i] as number) >= 0x80) ascii = false;
+  if (ascii && bytes.length <= USTAR_NAME) return bytes;
+  records.push([key, bytes]);
+  return Buffer.from(bytes.subarray(0, USTAR_NAME).map((b) => (b < 0x80 ? b : 0x5f)));
 }
 
 /** ACLs as text for GNU tar --acls, then every attribute as its raw bytes. */
-function xattrRecords(e: ImageEntry): Buffer[] {
-  const acls: Buffer[] = [];
-  const raw: Buffer[] = [];
-  for (const x of (e.xattrs ?? []).filter((a) => fileOwn(a.name))) {
-    const which = /^system\.posix_acl_(access|default)$/.exec(x.name)?.[1];
+function xattrRecords(e: TreeEntry, records: [string | Buffer, string | Buffer][]): void {
+  const raw: [Buffer, Buffer][] = [];
+  for (const x of e.xattrs) {
+    const name = x.name.toString('latin1');
+    if (!fileOwn(name)) continue;
+    const which = /^system\.posix_acl_(access|default)$/.exec(name)?.[1];
     const text = which ? aclText(x.value) : undefined;
-    if (text !== undefined) acls.push(paxRecord(`SCHILY.acl.${which}`, text));
-    raw.push(paxRecord(xattrKey(x.name), x.value));
+    if (text !== undefined) records.push([`SCHILY.acl.${which}`, text]);
+    raw.push([xattrKey(x.name), x.value]);
   }
-  return [...acls, ...raw];
-}
-
-/** The header and pax records of an entry that is not a later hard link. */
-function describeEntry(
-  e: ImageEntry,
-  name: Buffer,
-  kind: Exclude<FileKind, 'socket'>,
-  stored = e.stat.size,
-): { header: EntryHeader; records: Buffer[] } {
-  const st = e.stat;
-  const records: Buffer[] = [];
-  const header: EntryHeader = {
-    name: ustarField(name, 'path', records),
-    type: TYPES[kind],
-    // With the file type bits: tar-stream takes a mode of 0 for "none given".
-    mode: st.mode,
-    uid: st.uid,
-    gid: st.gid,
-    size: kind === 'file' ? stored : 0,
-    mtime: ustarTime(st.mtimeNs),
-  };
-  if (e.target) header.linkname = ustarField(e.target, 'linkpath', records);
-  records.push(paxRecord('mtime', paxTime(st.mtimeNs)), paxRecord('atime', paxTime(st.atimeNs)));
-  if (st.uid > MAX_ID) records.push(paxRecord('uid', String(st.uid)));
-  if (st.gid > MAX_ID) records.push(paxRecord('gid', String(st.gid)));
-  if (kind === 'file' && stored > MAX_SIZE) records.push(paxRecord('size', String(stored)));
-  records.push(...xattrRecords(e));
-  return { header, records };
+  records.push(...raw);
 }
 
 /** Where a sparse file has data: [offset, length] pairs. */
 type DataMap = [number, number][];
 
 /**
- * A file with holes, in GNU tar's sparse format 1.0 (what tar --sparse
- * --format=posix writes, and GNU tar and libarchive restore with the
- * holes): the entry is named dir/GNUSparseFile.0/name, the real name and
- * size are pax records, and its data is a map ("count\noffset\nlength\n
- * ...", padded to a block) followed by the data extents only.
+ * A file with holes is stored in GNU tar's sparse format 1.0 (what tar
+ * --sparse --format=posix writes, and GNU tar and libarchive restore with
+ * the holes): named dir/GNUSparseFile.0/name, the real name and size in
+ * pax records, its data a map ("count\noffset\nlength\n...", padded to a
+ * block) followed by the data extents only.
  */
-function describeSparse(e: ImageEntry, name: Buffer, map: DataMap): { header: EntryHeader; records: Buffer[]; mapBlock: Buffer } {
+function sparseMap(e: TreeEntry, extents: DataMap): Buffer {
+  const map = [...extents];
+  // A hole at the end: GNU tar takes the file's size from the map's end.
+  const [off, len] = map.at(-1) ?? [0, 0];
+  if (off + len < e.size) map.push([e.size, 0]);
   const text = [map.length, ...map.flat()].join('\n') + '\n';
-  const mapBlock = Buffer.alloc(Math.ceil(text.length / 512) * 512);
-  mapBlock.write(text, 'latin1');
-  const cut = name.lastIndexOf(0x2f) + 1;
-  const fake = Buffer.concat([name.subarray(0, cut), Buffer.from('GNUSparseFile.0/'), name.subarray(cut)]);
-  const stored = mapBlock.length + map.reduce((n, [, len]) => n + len, 0);
-  const { header, records } = describeEntry(e, fake, 'file', stored);
-  records.push(
-    paxRecord('GNU.sparse.major', '1'),
-    paxRecord('GNU.sparse.minor', '0'),
-    paxRecord('GNU.sparse.name', name),
-    paxRecord('GNU.sparse.realsize', String(e.stat.size)),
-  );
-  return { header, records, mapBlock };
-}
-
-/**
- * Writes a device entry's numbers into its ustar header, and the checksum
- * again. tar-stream writes them in 6 octal digits, which cannot hold a
- * minor over 262143; the fields take 7, enough for Linux's 12-bit majors
- * and 20-bit minors (GNU tar knows no pax record for them).
- */
-function writeDeviceNumbers(block: Buffer, major: number, minor: number): void {
-  block.write(`${major.toString(8).padStart(7, '0')}\0`, 329, 'latin1');
-  block.write(`${minor.toString(8).padStart(7, '0')}\0`, 337, 'latin1');
-  block.fill(0x20, 148, 156);
-  const sum = block.reduce((n, b) => n + b, 0);
-  block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
-}
-
-/** A later name of an inode already archived: a link entry, no data. */
-function describeLink(e: ImageEntry, name: Buffer, first: Buffer): { header: EntryHeader; records: Buffer[] } {
-  const records: Buffer[] = [];
-  const header: EntryHeader = {
-    name: ustarField(name, 'path', records),
-    type: 'link',
-    linkname: ustarField(first, 'linkpath', records),
-    mode: e.stat.mode,
-    uid: e.stat.uid,
-    gid: e.stat.gid,
-    mtime: ustarTime(e.stat.mtimeNs),
-  };
-  return { header, records };
+  const block = Buffer.alloc(Math.ceil(text.length / BLOCK) * BLOCK);
+  block.write(text, 'latin1');
+  return block;
 }
 
 class TarOut {
-  private readonly pack: Pack;
-  private readonly out: Batches;
-  /** The device numbers for the next header tar-stream writes. */
-  private device: { major: number; minor: number } | undefined;
-  /** dev:ino of inodes with several names -> the name archived first. */
-  private readonly links = new Map<string, Buffer>();
+  private out = Buffer.allocUnsafe(OUT);
+  private spare = Buffer.allocUnsafe(OUT);
+  private pos = 0;
+  /** The write of the spare buffer in flight. */
+  private writing: Promise<void> = Promise.resolve();
+  /** The file whose data records come next: its entry, the bytes still to come, what its data padding is. */
+  private file: { e: TreeEntry; left: number; stored: number } | undefined;
   private sockets = 0;
   private socketExample = '';
-  private entries = 0;
-  private bytes = 0;
-  /** What is archived: this image directory, as "./". */
-  readonly root: Buffer;
+  entries = 0;
+  bytes = 0;
 
   constructor(
-    private readonly mount: Mount,
-    write: WriteArchive,
-    private readonly opts: TarOptions,
-  ) {
-    this.out = new Batches(write);
-    this.root = opts.root ?? Buffer.from('/');
-    // Sees every piece as tar-stream pushes it, in order: headers are one 512-byte piece.
-    this.pack = tarPack({ mapReadable: (chunk) => this.fixHeader(chunk as Buffer) });
-    // The pack's output is Buffers (the typings say unknown).
-    this.pack.on('data', (chunk) => this.out.add(chunk as Buffer));
+    private readonly write: WriteArchive,
+    private readonly image: string,
+    /** The image directory archived, as "./". */
+    private readonly root: Buffer,
+  ) {}
+
+  /** Frames the records of buf[0, used). */
+  async take(buf: Buffer, used: number): Promise<void> {
+    for (let at = 0; at < used; ) {
+      const kind = buf.readUInt32LE(at);
+      const len = buf.readUInt32LE(at + 4);
+      if (kind === ENTRY) {
+        // The most an entry's headers can take: two blocks, two of padding,
+        // two for the fixed records, and its record's bytes four times over
+        // (a name goes into two records and a header; ACL text and a sparse
+        // map take up to three bytes for each of theirs).
+        const most = 6 * BLOCK + 4 * len;
+        if (this.pos + most > this.out.length) await this.flush(most);
+        this.entry(readEntry(buf, at));
+      } else if (kind === DATA) {
+        await this.data(buf, at + DATA_HEAD, at + DATA_HEAD + buf.readUInt32LE(at + 8));
+      } else if (kind === CHANGED) {
+        const e = this.file?.e;
+        throw new LklfsError(`${this.image}:${e ? this.show(e) : '?'}: changed size while being read (was ${e?.size} bytes)`);
+      } else throw new Error(`unknown tree record kind ${kind}`);
+      at += len;
+    }
   }
 
-  async add(e: ImageEntry): Promise<void> {
-    await this.out.flushIfFull();
-    const kind = kindOf(e.stat.mode);
+  private entry(e: TreeEntry): void {
+    const kind = kindOf(e.mode);
     if (kind === 'socket') {
       if (this.sockets++ === 0) this.socketExample = this.show(e);
       return;
     }
-    const name = archiveName(e.path, kind === 'dir', this.root);
-    let first: Buffer | undefined;
-    if (kind !== 'dir' && e.stat.nlink > 1) {
-      const key = `${e.stat.dev}:${e.stat.ino}`;
-      first = this.links.get(key);
-      if (!first) this.links.set(key, name);
-    }
-    // Fewer blocks than the size needs: maybe holes (or an inline file).
-    const map = !first && kind === 'file' && !e.data && e.stat.blocks * 512 < e.stat.size ? await this.holes(e) : undefined;
-    const sparse = map && describeSparse(e, name, map);
-    const { header, records } = sparse ?? (first ? describeLink(e, name, first) : describeEntry(e, name, kind));
-    if (records.length) await this.paxHeader(paxBody(records), header.mtime);
-    if (header.type === 'character-device' || header.type === 'block-device')
-      this.device = { major: e.stat.rdevMajor, minor: e.stat.rdevMinor };
-    const { sink, done } = this.start(header);
-    if (sparse && map) {
-      if (!sink.write(sparse.mapBlock)) await once(sink, 'drain');
-      await this.copyData(e, sink, map);
-    } else if (header.type === 'file' && e.stat.size > 0) {
-      await this.copyData(e, sink, [[0, e.stat.size]]);
-    }
-    // The typings want an argument: no last chunk.
-    sink.end(undefined);
-    await done;
-    if (this.device) throw new Error(`tar-stream wrote the header of ${this.show(e)} in an unexpected way`);
     this.entries++;
-    this.opts.progress?.(this.entries, this.bytes);
-  }
-
-  /** The data map of a file that has holes; undefined when it has none. */
-  private async holes(e: ImageEntry): Promise<DataMap | undefined> {
-    const map = await this.mount.kernel.native.dataMap(e.kernelPath);
-    const data = map.reduce((n, [, len]) => n + len, 0);
-    if (data === e.stat.size) return undefined;
-    // A hole at the end: GNU tar takes the file's size from the map's end.
-    const [off, len] = map.at(-1) ?? [0, 0];
-    if (off + len < e.stat.size) map.push([e.stat.size, 0]);
-    return map;
-  }
-
-  private fixHeader(chunk: Buffer): Buffer {
-    const type = chunk[156];
-    if (this.device && chunk.length === 512 && (type === 0x33 || type === 0x34)) {
-      writeDeviceNumbers(chunk, this.device.major, this.device.minor);
-      this.device = undefined;
+    const name = e.name.length === 0 ? ROOT : kind === 'dir' ? Buffer.concat([e.name, SLASH]) : e.name;
+    const mtime = ustarTime(e.mtimeSec, e.mtimeNsec);
+    const records: [string | Buffer, string | Buffer][] = [];
+    if (e.hardLink) {
+      // A later name of an inode already archived: a link entry, no data.
+      const h: Ustar = { name: standIn(name, 'path', records), typeflag: LINK, mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime };
+      h.link = standIn(e.link, 'linkpath', records);
+      return this.frame(h, records);
     }
-    return chunk;
-  }
-
-  /**
-   * An extended header for the next entry. tar-stream refuses data for a
-   * 'pax-header' entry, so it writes only the 512-byte header (with no
-   * padding, the body's size being a multiple of 512) and the body goes
-   * into its output straight after: nothing else is in flight then, every
-   * entry before having been awaited.
-   */
-  private async paxHeader(body: Buffer, mtime: Date | undefined): Promise<void> {
-    // The typings leave out the 'pax-header' type that pack.js knows.
-    const type = 'pax-header' as Header['type'];
-    await this.start({ name: 'PaxHeader', type, mode: 0o644, size: body.length, mtime }).done;
-    this.pack.push(body);
-  }
-
-  /** Starts an entry; done settles when tar-stream has all of it. */
-  private start(header: EntryHeader): { sink: Sink; done: Promise<void> } {
-    let sink: Sink | undefined;
-    const done = new Promise<void>((resolve, reject) => {
-      sink = this.pack.entry(header, (err) => (err ? reject(err) : resolve()));
-    });
-    // An entry left unfinished because the job failed is no unhandled rejection.
-    done.catch(() => undefined);
-    return { sink: sink as Sink, done };
-  }
-
-  /**
-   * Streams a regular file's data into its entry: the ranges given (the
-   * whole file, or a sparse file's data extents), as much as lstat said.
-   */
-  private async copyData(e: ImageEntry, sink: Sink, ranges: DataMap): Promise<void> {
-    const size = e.stat.size;
-    if (e.data) {
-      // Read whole with the listing, exactly lstat's size (the binding checks).
-      if (!sink.write(e.data)) await once(sink, 'drain');
-      this.bytes += size;
-      return;
+    const map = e.extents && sparseMap(e, e.extents);
+    const stored = map ? map.length + e.data : e.size;
+    let headerName = name;
+    if (map) {
+      const cut = name.lastIndexOf(0x2f) + 1;
+      headerName = Buffer.concat([name.subarray(0, cut), SPARSE_DIR, name.subarray(cut)]);
     }
-    const pieces = ranges.flatMap(([off, len]) =>
-      Array.from({ length: Math.ceil(len / CHUNK) }, (_, i): [number, number] => [off + i * CHUNK, Math.min(CHUNK, len - i * CHUNK)]),
-    );
-    const k = this.mount.kernel.native;
-    const fd = await k.open(e.kernelPath, k.constants.O_RDONLY, 0);
-    // One piece is read while the one before goes into the archive.
-    const readAt = async ([at, want]: [number, number]) => {
-      // One byte more at the end of the file: one that grew shows without another read.
-      const ask = at + want === size ? want + 1 : want;
-      // A new buffer each time: tar-stream holds on to what it is given.
-      const buf = Buffer.allocUnsafe(ask);
-      const n = await k.read(fd, buf, 0, ask, at);
-      if (n !== want)
-        throw new LklfsError(`${this.mount.image}:${this.show(e)}: changed size while being read (was ${size} bytes)`);
-      return buf.subarray(0, n);
+    const h: Ustar = {
+      name: standIn(headerName, 'path', records),
+      typeflag: TYPEFLAG[kind],
+      mode: e.mode,
+      uid: e.uid,
+      gid: e.gid,
+      size: kind === 'file' ? stored : 0,
+      mtime,
     };
-    let next = pieces.length ? readAt(pieces[0] as [number, number]) : undefined;
-    try {
-      for (let i = 0; next; i++) {
-        if (this.opts.signal?.aborted) throw this.opts.signal.reason;
-        const piece = await next;
-        const following = pieces[i + 1];
-        next = following && readAt(following);
-        if (!sink.write(piece)) await once(sink, 'drain');
-        this.bytes += piece.length;
-        await this.out.flushIfFull();
-      }
-    } finally {
-      // A read still in flight must end before its descriptor is closed.
-      await next?.catch(() => undefined);
-      await k.close(fd);
+    if (kind === 'symlink') h.link = standIn(e.link, 'linkpath', records);
+    if (kind === 'char' || kind === 'block') h.device = [e.rdevMajor, e.rdevMinor];
+    records.push(['mtime', paxTime(e.mtimeSec, e.mtimeNsec)], ['atime', paxTime(e.atimeSec, e.atimeNsec)]);
+    if (e.uid > MAX_ID) records.push(['uid', String(e.uid)]);
+    if (e.gid > MAX_ID) records.push(['gid', String(e.gid)]);
+    if (kind === 'file' && stored > MAX_SIZE) records.push(['size', String(stored)]);
+    xattrRecords(e, records);
+    if (map) records.push(['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', name], ['GNU.sparse.realsize', String(e.size)]);
+    this.frame(h, records);
+    if (kind !== 'file' || stored === 0) return;
+    this.file = { e, left: e.data, stored };
+    if (map) {
+      map.copy(this.out, this.pos);
+      this.pos += map.length;
     }
+    if (e.data === 0) this.endFile();
+  }
+
+  /** An entry's extended header (when it has records) and ustar header, into the room entry() made. */
+  private frame(h: Ustar, records: [string | Buffer, string | Buffer][]): void {
+    if (records.length) {
+      const body = this.pos + BLOCK;
+      let at = body;
+      for (const [key, value] of records) at = putRecord(this.out, at, key, value);
+      at = padBody(this.out, body, at);
+      putHeader(this.out, this.pos, { name: PAX_NAME, typeflag: PAX, mode: 0o644, uid: 0, gid: 0, size: at - body, mtime: h.mtime });
+      this.pos = at;
+    }
+    putHeader(this.out, this.pos, h);
+    this.pos += BLOCK;
+  }
+
+  /** A file's data, buf[from, to), then its padding once it is all there. */
+  private async data(buf: Buffer, from: number, to: number): Promise<void> {
+    const file = this.file;
+    if (!file || to - from > file.left) throw new Error('tree data without a file to hold it');
+    this.bytes += to - from;
+    file.left -= to - from;
+    while (from < to) {
+      if (this.pos === this.out.length) await this.flush(0);
+      const n = Math.min(to - from, this.out.length - this.pos);
+      buf.copy(this.out, this.pos, from, from + n);
+      this.pos += n;
+      from += n;
+    }
+    if (file.left === 0) {
+      if (this.pos + BLOCK > this.out.length) await this.flush(BLOCK);
+      this.endFile();
+    }
+  }
+
+  private endFile(): void {
+    const pad = (BLOCK - ((this.file?.stored ?? 0) % BLOCK)) % BLOCK;
+    this.out.fill(0, this.pos, this.pos + pad);
+    this.pos += pad;
+    this.file = undefined;
+  }
+
+  /**
+   * Hands on what the output buffer holds and goes on in the spare one
+   * (once its own write is done), which is made room bytes large if smaller.
+   */
+  private async flush(room: number): Promise<void> {
+    if (this.pos > 0) {
+      await this.writing;
+      const chunk = this.out.subarray(0, this.pos);
+      this.writing = this.write(chunk);
+      // Awaited before the next flush; a failure meanwhile is no unhandled rejection.
+      this.writing.catch(() => undefined);
+      [this.out, this.spare] = [this.spare, this.out];
+      this.pos = 0;
+    }
+    if (room > this.out.length) this.out = Buffer.allocUnsafe(room);
   }
 
   /** Ends the archive (two zero blocks) and writes what is left. */
   async finish(): Promise<TarResult> {
-    const ended = once(this.pack, 'end');
-    this.pack.finalize();
-    await ended;
-    await this.out.flush();
+    if (this.file) throw new Error('the tree ended in the middle of a file');
+    if (this.pos + 2 * BLOCK > this.out.length) await this.flush(2 * BLOCK);
+    this.out.fill(0, this.pos, this.pos + 2 * BLOCK);
+    this.pos += 2 * BLOCK;
+    await this.flush(0);
+    await this.writing;
     const warnings = this.sockets
       ? [`${this.sockets} socket${this.sockets === 1 ? '' : 's'} not archived (tar cannot hold sockets), e.g. ${this.socketExample}`]
       : [];
     return { entries: this.entries, bytes: this.bytes, warnings };
   }
 
-  private show(e: ImageEntry): string {
-    return e.path.toString();
+  /** An entry's path in the image, for messages. */
+  private show(e: TreeEntry): string {
+    if (e.name.length === 0) return this.root.toString();
+    return Buffer.concat([this.root.length === 1 ? Buffer.alloc(0) : this.root, SLASH, e.name]).toString();
   }
 }
 
 /** Writes the image's whole tree as a tar stream through write. */
 export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptions = {}): Promise<TarResult> {
-  const tar = new TarOut(mount, write, opts);
-  const walkOpts = { xattrs: true, dataLimit: SMALL_FILE, signal: opts.signal };
-  for await (const e of walk(mount, tar.root, walkOpts)) await tar.add(e);
+  const root = opts.root ?? Buffer.from('/');
+  const tar = new TarOut(write, mount.image, root);
+  for await (const { buf, used } of readTree(mount, root, SMALL_FILE)) {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    await tar.take(buf, used);
+    opts.progress?.(tar.entries, tar.bytes);
+  }
   return tar.finish();
 }

@@ -45,6 +45,15 @@ export interface DirEntry {
   data?: Buffer;
 }
 
+export interface TreeBatch {
+  /** The records fill the Buffer's first used bytes. */
+  used: number;
+  /** The walk is over: no more records. */
+  done: boolean;
+  /** Non-zero: the next entry's record alone needs a Buffer this large. */
+  need: number;
+}
+
 export interface StatFs {
   type: number;
   blockSize: number;
@@ -139,8 +148,15 @@ export interface Binding {
    * the size given (the caller reads it the usual way and sees why).
    */
   readFiles(paths: Buffer[], sizes: number[]): Promise<(Buffer | null)[]>;
-  /** Where a file has data: [offset, length] pairs, holes left out. */
-  dataMap(path: KPath): Promise<[number, number][]>;
+  /**
+   * A walk of the tree at path read in bulk, for archives: openTree starts
+   * it (files up to smallFile bytes come whole), each readTree fills the
+   * Buffer with the next entries' records and data (layout: native/src/
+   * tree.cc, read by src/engine/tree-records.ts), closeTree ends it.
+   */
+  openTree(path: KPath, smallFile: number): number;
+  readTree(tree: number, into: Buffer): Promise<TreeBatch>;
+  closeTree(tree: number): Promise<number>;
 
   open(path: KPath, flags: number, mode: number): Promise<number>;
   close(fd: number): Promise<number>;
