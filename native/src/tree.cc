@@ -141,11 +141,13 @@ long ListXattrs(long fd, const std::string &path, Xattrs *out) {
       out);
 }
 
-// Reads len bytes at off, short only at the end of the file: bytes read or -errno.
-long ReadFull(long fd, char *buf, int64_t len, int64_t off) {
+// Reads up to ask bytes at off, stopping once it has expect (ask is one
+// more at the end of a file: a regular file's read stops at its size, so
+// a file that grew shows without another call): bytes read or -errno.
+long ReadAt(long fd, char *buf, int64_t ask, int64_t expect, int64_t off) {
   int64_t got = 0;
-  while (got < len) {
-    long n = lkl_sys_pread64(fd, buf + got, len - got, off + got);
+  while (got < expect) {
+    long n = lkl_sys_pread64(fd, buf + got, ask - got, off + got);
     if (n < 0) return n;
     if (n == 0) break;
     got += n;
@@ -377,7 +379,7 @@ class Tree {
     if (e->fd < 0) return 0;
     if (whole) {
       // One byte more than the size: a file that grew shows too.
-      long got = ReadFull(e->fd, out->here() + kDataHead, e->data + 1, 0);
+      long got = ReadAt(e->fd, out->here() + kDataHead, e->data + 1, e->data, 0);
       DropCache(e->fd, 0, 0);
       lkl_sys_close(e->fd);
       if (got < 0) return Fail(failure, "read", e->path, got);
@@ -408,7 +410,7 @@ class Tree {
       int64_t want = std::min<int64_t>(p.len - piece_done_, out->room() - kDataHead - 8);
       // At the file's end, one byte more: a file that grew shows too.
       int64_t ask = off + want == file_size_ ? want + 1 : want;
-      long got = ReadFull(file_, out->here() + kDataHead, ask, off);
+      long got = ReadAt(file_, out->here() + kDataHead, ask, want, off);
       DropCache(file_, off, want);
       if (got < 0) return Fail(failure, "read", file_path_, got);
       if (got != want) return Changed(out);

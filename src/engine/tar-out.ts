@@ -17,21 +17,19 @@
  */
 import { LklfsError } from '../errors.js';
 import type { Mount } from '../kernel/kernel.js';
-import { kindOf, type FileKind } from './modes.js';
-import { padBody, paxTime, putAscii, putRecord, xattrKey } from './pax.js';
+import { kindOf } from './modes.js';
+import { padBody, paxTime, putRecord, xattrKey } from './pax.js';
 import { aclText } from './posix-acl.js';
 import { CHANGED, DATA, DATA_HEAD, ENTRY, readEntry, readTree, type TreeEntry } from './tree-records.js';
+import { BLOCK, MAX_SIZE, putHeader, TYPE, type Ustar } from './ustar.js';
 import { fileOwn } from './xattrs.js';
 
 /** Files up to this size come whole with their entry's record: no trip each. */
 const SMALL_FILE = 256 << 10;
 /** The archive is handed on in writes of this size. */
 const OUT = 4 << 20;
-const BLOCK = 512;
 /** ustar owners hold 6 octal digits... */
 const MAX_ID = 0o777777;
-/** ...sizes 11 (larger ones are written in base-256, which only GNU readers know)... */
-const MAX_SIZE = 0o77777777777;
 /** ...and times 32-bit seconds, none before 1970. */
 const MAX_SECONDS = 2 ** 31 - 1;
 /** The ustar name and link name fields. */
@@ -57,114 +55,16 @@ export interface TarResult {
   warnings: string[];
 }
 
-const TYPEFLAG: Record<Exclude<FileKind, 'socket'>, number> = {
-  file: 0x30,
-  dir: 0x35,
-  symlink: 0x32,
-  char: 0x33,
-  block: 0x34,
-  fifo: 0x36,
-};
-const LINK = 0x31;
-const PAX = 0x78;
-
-/** The fields of a ustar header that differ between entries. */
-interface Ustar {
-  /** ASCII, at most 100 bytes (see standIn). */
-  name: Buffer;
-  typeflag: number;
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  /** Whole seconds, 0 to 2^31 - 1. */
-  mtime: number;
-  link?: Buffer;
-  device?: [number, number];
-}
-
 const SLASH = Buffer.from('/');
 const ROOT = Buffer.from('./');
 const SPARSE_DIR = Buffer.from('GNUSparseFile.0/');
 const PAX_NAME = Buffer.from('PaxHeader');
-
-/** Writes value in octal as tar-stream did: n digits and a space, all 7s when it does not fit. */
-function putOctal(out: Buffer, at: number, value: number, n: number): void {
-  const text = value.toString(8);
-  putAscii(out, at, text.length > n ? `${'7'.repeat(n)} ` : `${text.padStart(n, '0')} `);
-}
-
-/** The 512-byte ustar header at out[at]. */
-function putHeader(out: Buffer, at: number, h: Ustar): void {
-  out.fill(0, at, at + BLOCK);
-  h.name.copy(out, at);
-  putOctal(out, at + 100, h.mode & 0o7777, 6);
-  putOctal(out, at + 108, h.uid, 6);
-  putOctal(out, at + 116, h.gid, 6);
-  if (h.size > MAX_SIZE) {
-    // Base-256: a marker byte, then the size big-endian.
-    out[at + 124] = 0x80;
-    for (let i = 11, n = h.size; i > 0; i--, n = Math.floor(n / 256)) out[at + 124 + i] = n % 256;
-  } else putOctal(out, at + 124, h.size, 11);
-  putOctal(out, at + 136, h.mtime, 11);
-  out[at + 156] = h.typeflag;
-  h.link?.copy(out, at + 157);
-  putAscii(out, at + 257, 'ustar\x0000');
-  putOctal(out, at + 329, 0, 6);
-  putOctal(out, at + 337, 0, 6);
-  if (h.device) {
-    // 7 digits and a NUL: Linux's 12-bit majors and 20-bit minors fit (GNU
-    // tar knows no pax record for them). The checksum then came out as
-    // digits, NUL, space, where tar-stream's own is digits, space, NUL.
-    putAscii(out, at + 329, `${h.device[0].toString(8).padStart(7, '0')}\0${h.device[1].toString(8).padStart(7, '0')}\0`);
-    out.fill(0x20, at + 148, at + 156);
-    putAscii(out, at + 148, `${checksum(out, at).toString(8).padStart(6, '0')}\0 `);
-  } else {
-    out.fill(0x20, at + 148, at + 156);
-    const sum = checksum(out, at);
-    out.fill(0, at + 148, at + 156);
-    putOctal(out, at + 148, sum, 6);
-  }
-}
-
-function checksum(out: Buffer, at: number): number {
-  let sum = 0;
-  for (let i = at; i < at + BLOCK; i++) sum += out[i] as number;
-  return sum;
-}
 
 /** Whole seconds as a ustar header holds them; the pax mtime is exact. */
 function ustarTime(sec: number, nsec: number): number {
   // Truncated toward zero, as the nanoseconds divided used to be.
   const s = sec < 0 && nsec > 0 ? sec + 1 : sec;
   return Math.min(Math.max(s, 0), MAX_SECONDS);
-}
-
-/**
- * The ustar field for a name or link target: the bytes when ASCII and at
- * most 100 long; otherwise a pax record (key) carries the exact bytes, and
- * the field gets an ASCII stand-in that only readers without pax use.
- */
-function standIn(bytes: Buffer, key: 'path' | 'linkpath', records: [string | Buffer, string | Buffer][]): Buffer {
-  let ascii = true;
-  for (let i = 0; i < bytes.length; i++) if ((bytes[i] as number) >= 0x80) ascii = false;
-  if (ascii && bytes.length <= USTAR_NAME) return bytes;
-  records.push([key, bytes]);
-  return Buffer.from(bytes.subarray(0, USTAR_NAME).map((b) => (b < 0x80 ? b : 0x5f)));
-}
-
-/** ACLs as text for GNU tar --acls, then every attribute as its raw bytes. */
-function xattrRecords(e: TreeEntry, records: [string | Buffer, string | Buffer][]): void {
-  const raw: [Buffer, Buffer][] = [];
-  for (const x of e.xattrs) {
-    const name = x.name.toString('latin1');
-    if (!fileOwn(name)) continue;
-    const which = /^system\.posix_acl_(access|default)$/.exec(name)?.[1];
-    const text = which ? aclText(x.value) : undefined;
-    if (text !== undefined) records.push([`SCHILY.acl.${which}`, text]);
-    raw.push([xattrKey(x.name), x.value]);
-  }
-  records.push(...raw);
 }
 
 /** Where a sparse file has data: [offset, length] pairs. */
@@ -192,6 +92,8 @@ class TarOut {
   private out = Buffer.allocUnsafe(OUT);
   private spare = Buffer.allocUnsafe(OUT);
   private pos = 0;
+  /** Where the next extended header record of the entry being framed goes. */
+  private at = 0;
   /** The write of the spare buffer in flight. */
   private writing: Promise<void> = Promise.resolve();
   /** The file whose data records come next: its entry, the bytes still to come, what its data padding is. */
@@ -231,6 +133,11 @@ class TarOut {
     }
   }
 
+  /**
+   * An entry's extended header (when it needs one) and ustar header: the
+   * records are written first, after the room of the extended header's
+   * own block, which is filled in once the body's size is known.
+   */
   private entry(e: TreeEntry): void {
     const kind = kindOf(e.mode);
     if (kind === 'socket') {
@@ -240,40 +147,48 @@ class TarOut {
     this.entries++;
     const name = e.name.length === 0 ? ROOT : kind === 'dir' ? Buffer.concat([e.name, SLASH]) : e.name;
     const mtime = ustarTime(e.mtimeSec, e.mtimeNsec);
-    const records: [string | Buffer, string | Buffer][] = [];
+    const start = this.pos;
+    this.at = start + BLOCK;
+    let h: Ustar;
+    let map: Buffer | undefined;
     if (e.hardLink) {
       // A later name of an inode already archived: a link entry, no data.
-      const h: Ustar = { name: standIn(name, 'path', records), typeflag: LINK, mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime };
-      h.link = standIn(e.link, 'linkpath', records);
-      return this.frame(h, records);
+      h = { name: this.standIn(name, 'path'), typeflag: TYPE.link, mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime };
+      h.link = this.standIn(e.link, 'linkpath');
+    } else {
+      map = e.extents && sparseMap(e, e.extents);
+      const stored = map ? map.length + e.data : e.size;
+      let headerName = name;
+      if (map) {
+        const cut = name.lastIndexOf(0x2f) + 1;
+        headerName = Buffer.concat([name.subarray(0, cut), SPARSE_DIR, name.subarray(cut)]);
+      }
+      h = { name: this.standIn(headerName, 'path'), typeflag: TYPE[kind], mode: e.mode, uid: e.uid, gid: e.gid, size: 0, mtime };
+      if (kind === 'file') h.size = stored;
+      if (kind === 'symlink') h.link = this.standIn(e.link, 'linkpath');
+      if (kind === 'char' || kind === 'block') h.device = [e.rdevMajor, e.rdevMinor];
+      this.record('mtime', paxTime(e.mtimeSec, e.mtimeNsec));
+      this.record('atime', paxTime(e.atimeSec, e.atimeNsec));
+      if (e.uid > MAX_ID) this.record('uid', String(e.uid));
+      if (e.gid > MAX_ID) this.record('gid', String(e.gid));
+      if (kind === 'file' && stored > MAX_SIZE) this.record('size', String(stored));
+      this.xattrRecords(e);
+      if (map) {
+        this.record('GNU.sparse.major', '1');
+        this.record('GNU.sparse.minor', '0');
+        this.record('GNU.sparse.name', name);
+        this.record('GNU.sparse.realsize', String(e.size));
+      }
     }
-    const map = e.extents && sparseMap(e, e.extents);
-    const stored = map ? map.length + e.data : e.size;
-    let headerName = name;
-    if (map) {
-      const cut = name.lastIndexOf(0x2f) + 1;
-      headerName = Buffer.concat([name.subarray(0, cut), SPARSE_DIR, name.subarray(cut)]);
+    if (this.at > start + BLOCK) {
+      const end = padBody(this.out, start + BLOCK, this.at);
+      putHeader(this.out, start, { name: PAX_NAME, typeflag: TYPE.pax, mode: 0o644, uid: 0, gid: 0, size: end - start - BLOCK, mtime });
+      this.pos = end;
     }
-    const h: Ustar = {
-      name: standIn(headerName, 'path', records),
-      typeflag: TYPEFLAG[kind],
-      mode: e.mode,
-      uid: e.uid,
-      gid: e.gid,
-      size: kind === 'file' ? stored : 0,
-      mtime,
-    };
-    if (kind === 'symlink') h.link = standIn(e.link, 'linkpath', records);
-    if (kind === 'char' || kind === 'block') h.device = [e.rdevMajor, e.rdevMinor];
-    records.push(['mtime', paxTime(e.mtimeSec, e.mtimeNsec)], ['atime', paxTime(e.atimeSec, e.atimeNsec)]);
-    if (e.uid > MAX_ID) records.push(['uid', String(e.uid)]);
-    if (e.gid > MAX_ID) records.push(['gid', String(e.gid)]);
-    if (kind === 'file' && stored > MAX_SIZE) records.push(['size', String(stored)]);
-    xattrRecords(e, records);
-    if (map) records.push(['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', name], ['GNU.sparse.realsize', String(e.size)]);
-    this.frame(h, records);
-    if (kind !== 'file' || stored === 0) return;
-    this.file = { e, left: e.data, stored };
+    putHeader(this.out, this.pos, h);
+    this.pos += BLOCK;
+    if (h.typeflag !== TYPE.file || h.size === 0) return;
+    this.file = { e, left: e.data, stored: h.size };
     if (map) {
       map.copy(this.out, this.pos);
       this.pos += map.length;
@@ -281,18 +196,34 @@ class TarOut {
     if (e.data === 0) this.endFile();
   }
 
-  /** An entry's extended header (when it has records) and ustar header, into the room entry() made. */
-  private frame(h: Ustar, records: [string | Buffer, string | Buffer][]): void {
-    if (records.length) {
-      const body = this.pos + BLOCK;
-      let at = body;
-      for (const [key, value] of records) at = putRecord(this.out, at, key, value);
-      at = padBody(this.out, body, at);
-      putHeader(this.out, this.pos, { name: PAX_NAME, typeflag: PAX, mode: 0o644, uid: 0, gid: 0, size: at - body, mtime: h.mtime });
-      this.pos = at;
+  /** An extended header record of the entry being framed. */
+  private record(key: string | Buffer, value: string | Buffer): void {
+    this.at = putRecord(this.out, this.at, key, value);
+  }
+
+  /**
+   * The ustar field for a name or link target: the bytes when ASCII and at
+   * most 100 long; otherwise a pax record (key) carries the exact bytes,
+   * and the field gets an ASCII stand-in that only readers without pax use.
+   */
+  private standIn(bytes: Buffer, key: 'path' | 'linkpath'): Buffer {
+    let ascii = true;
+    for (let i = 0; i < bytes.length && ascii; i++) ascii = (bytes[i] as number) < 0x80;
+    if (ascii && bytes.length <= USTAR_NAME) return bytes;
+    this.record(key, bytes);
+    return Buffer.from(bytes.subarray(0, USTAR_NAME).map((b) => (b < 0x80 ? b : 0x5f)));
+  }
+
+  /** ACLs as text for GNU tar --acls, then every attribute as its raw bytes. */
+  private xattrRecords(e: TreeEntry): void {
+    if (e.xattrs.length === 0) return;
+    const own = e.xattrs.filter((x) => fileOwn(x.name.toString('latin1')));
+    for (const x of own) {
+      const which = /^system\.posix_acl_(access|default)$/.exec(x.name.toString('latin1'))?.[1];
+      const text = which ? aclText(x.value) : undefined;
+      if (text !== undefined) this.record(`SCHILY.acl.${which}`, text);
     }
-    putHeader(this.out, this.pos, h);
-    this.pos += BLOCK;
+    for (const x of own) this.record(xattrKey(x.name), x.value);
   }
 
   /** A file's data, buf[from, to), then its padding once it is all there. */
