@@ -157,8 +157,9 @@ long ReadAt(long fd, char *buf, int64_t ask, int64_t expect, int64_t off) {
 
 class Tree {
  public:
+  // Whatever the walk holds open is closed by Close() (closeTree), on a
+  // kernel thread; never by the destructor, which may run on the JS thread.
   Tree(std::string root, int64_t small) : root_(std::move(root)), small_(small) {}
-  ~Tree() { Close(); }
 
   // The next records into buf; -errno (with *failure) when the walk fails.
   long Fill(char *buf, size_t cap, size_t *used, bool *done, size_t *need, Failure *failure) {

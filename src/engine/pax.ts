@@ -23,7 +23,7 @@ function recordLength(keyLen: number, valueLen: number): number {
 }
 
 /** Writes ASCII text at out[at]; returns where it ends. */
-export function putAscii(out: Buffer, at: number, text: string): number {
+function putAscii(out: Buffer, at: number, text: string): number {
   for (let i = 0; i < text.length; i++) out[at + i] = text.charCodeAt(i);
   return at + text.length;
 }
@@ -101,12 +101,4 @@ export function padBody(out: Buffer, start: number, at: number): number {
     out[at + dots] = 0x0a;
     return at + dots + 1;
   }
-}
-
-/** The records as one body whose length is a multiple of 512 (see padBody). */
-export function paxBody(records: Buffer[]): Buffer {
-  const body = Buffer.concat(records);
-  const out = Buffer.alloc(body.length + 2 * BLOCK);
-  body.copy(out);
-  return out.subarray(0, padBody(out, 0, body.length));
 }

@@ -20,7 +20,7 @@ import type { Mount } from '../kernel/kernel.js';
 import { kindOf } from './modes.js';
 import { padBody, paxTime, putRecord, xattrKey } from './pax.js';
 import { aclText } from './posix-acl.js';
-import { CHANGED, DATA, DATA_HEAD, ENTRY, readEntry, readTree, type TreeEntry } from './tree-records.js';
+import { CHANGED, DATA, DATA_HEAD, ENTRY, readEntry, treeBatches, type TreeEntry } from './tree-records.js';
 import { BLOCK, MAX_SIZE, putHeader, TYPE, type Ustar } from './ustar.js';
 import { fileOwn } from './xattrs.js';
 
@@ -294,7 +294,7 @@ class TarOut {
 export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptions = {}): Promise<TarResult> {
   const root = opts.root ?? Buffer.from('/');
   const tar = new TarOut(write, mount.image, root);
-  for await (const { buf, used } of readTree(mount, root, SMALL_FILE)) {
+  for await (const { buf, used } of treeBatches(mount, root, SMALL_FILE)) {
     if (opts.signal?.aborted) throw opts.signal.reason;
     await tar.take(buf, used);
     opts.progress?.(tar.entries, tar.bytes);

@@ -114,7 +114,7 @@ const BATCH = 4 << 20;
  * filling the one after. Files up to smallFile bytes come whole, in the
  * batch of their entry.
  */
-export async function* readTree(mount: Mount, root: Buffer, smallFile: number): AsyncGenerator<TreeBatch> {
+export async function* treeBatches(mount: Mount, root: Buffer, smallFile: number): AsyncGenerator<TreeBatch> {
   const k = mount.kernel.native;
   const tree = k.openTree(mount.path(root), smallFile);
   const bufs = [Buffer.allocUnsafeSlow(BATCH), Buffer.allocUnsafeSlow(BATCH)];
