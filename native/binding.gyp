@@ -14,7 +14,8 @@
         "src/queue.cc",
         "src/host.cc",
         "src/batch.cc",
-        "src/tree.cc"
+        "src/tar_format.cc",
+        "src/tar_out.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -45,13 +45,22 @@ export interface DirEntry {
   data?: Buffer;
 }
 
-export interface TreeBatch {
-  /** The records fill the Buffer's first used bytes. */
+export interface TarBatch {
+  /** The archive's next bytes fill the Buffer's first used bytes. */
   used: number;
-  /** The walk is over: no more records. */
+  /** The archive is complete. */
   done: boolean;
-  /** Non-zero: the next entry's record alone needs a Buffer this large. */
+  /** Non-zero: the next entry's headers alone need a Buffer this large. */
   need: number;
+  /** Entries archived so far, and their file data in bytes. */
+  entries: number;
+  bytes: number;
+  /** Sockets left out so far (tar cannot hold them), and the first one's name. */
+  sockets: number;
+  socket?: Buffer;
+  /** A file no longer the size it had (and that size): the archive stops there. */
+  changed?: Buffer;
+  changedSize?: number;
 }
 
 export interface StatFs {
@@ -149,14 +158,14 @@ export interface Binding {
    */
   readFiles(paths: Buffer[], sizes: number[]): Promise<(Buffer | null)[]>;
   /**
-   * A walk of the tree at path read in bulk, for archives: openTree starts
-   * it (files up to smallFile bytes come whole), each readTree fills the
-   * Buffer with the next entries' records and data (layout: native/src/
-   * tree.cc, read by src/engine/tree-records.ts), closeTree ends it.
+   * The tree at path as a POSIX tar archive, made by the binding
+   * (native/src/tar_out.cc): openTar starts it (files up to smallFile
+   * bytes are read whole), each readTar fills the Buffer with its next
+   * bytes, closeTar ends it (always: it closes what the walk holds open).
    */
-  openTree(path: KPath, smallFile: number): number;
-  readTree(tree: number, into: Buffer): Promise<TreeBatch>;
-  closeTree(tree: number): Promise<number>;
+  openTar(path: KPath, smallFile: number): number;
+  readTar(tar: number, into: Buffer): Promise<TarBatch>;
+  closeTar(tar: number): Promise<number>;
 
   open(path: KPath, flags: number, mode: number): Promise<number>;
   close(fd: number): Promise<number>;
