@@ -60,7 +60,7 @@ const kib = Number(sh('du', ['-sk', '--apparent-size', tree]).split('\t')[0]);
 const imageMiB = Math.ceil((kib * 1.3) / 1024) + 128;
 const img = path.join(work, 'fs.img');
 sh('truncate', ['-s', `${imageMiB}M`, img]);
-sh('mkfs.ext4', ['-q', '-F', '-I', '256', '-d', tree, img]);
+sh('mkfs.ext4', ['-q', '-F', '-I', '256', '-N', String(Math.ceil(entries * 1.2) + 1024), '-d', tree, img]);
 log(`tree ${tree}: ${entries} entries, ${(kib / 1024).toFixed(0)} MiB; image ${imageMiB} MiB`);
 
 const lklfs = process.env.BENCH_LKLFS ? path.resolve(process.env.BENCH_LKLFS) : path.join(root, 'bin', 'run.js');
