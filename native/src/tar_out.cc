@@ -16,6 +16,7 @@
 //       name; changed: the name of a file that is no longer the size it
 //       had (the archive stops there).
 //   closeTar(tar) -> Promise          closes what the walk holds open
+// One call at a time per archive: each readTar waits for the one before.
 //
 // Names are relative to the walk's start ("" is the start). Files up to
 // smallFile bytes are read whole with one read; larger ones in pieces as
@@ -99,15 +100,16 @@ long ListXattrs(long fd, const std::string &path, Xattrs *out) {
 
 // Reads up to ask bytes at off, stopping once it has expect (ask is one
 // more at the end of a file: a regular file's read stops at its size, so
-// one that grew shows without another call): bytes read or -errno.
+// one that grew shows without another call; an empty file is read once):
+// bytes read or -errno.
 long ReadAt(long fd, char *buf, int64_t ask, int64_t expect, int64_t off) {
   int64_t got = 0;
-  while (got < expect) {
+  do {
     long n = lkl_sys_pread64(fd, buf + got, ask - got, off + got);
     if (n < 0) return n;
     if (n == 0) break;
     got += n;
-  }
+  } while (got < expect);
   return got;
 }
 
@@ -335,6 +337,56 @@ class TarOut {
     return text;
   }
 
+  // The ustar header of e, its extended header records (body_) and, for a
+  // sparse file, its map; into name_, header_name_ and map_, which h names.
+  void Headers(const Entry &e, tar::Ustar *h) {
+    const struct lkl_stat &st = e.st;
+    bool dir = IsType(st, LKL_S_IFDIR), file = IsType(st, LKL_S_IFREG);
+    name_ = e.rel.empty() ? "./" : dir ? e.rel + "/" : e.rel;
+    *h = tar::Ustar{};
+    h->mode = st.st_mode;
+    h->uid = st.st_uid;
+    h->gid = st.st_gid;
+    h->mtime = tar::UstarTime(st.lkl_st_mtime, st.st_mtime_nsec);
+    body_.clear();
+    map_.clear();
+    if (e.hard_link) {
+      h->type = '1';
+      h->name = tar::Field(name_, "path", &body_, &name_field_);
+      h->link = tar::Field(e.link, "linkpath", &body_, &link_field_);
+      return;
+    }
+    header_name_ = name_;
+    if (e.sparse) {
+      map_ = SparseMap(e);
+      size_t cut = name_.rfind('/') + 1;  // 0 when there is none
+      header_name_ = name_.substr(0, cut) + "GNUSparseFile.0/" + name_.substr(cut);
+    }
+    uint64_t stored = map_.size() + e.data;
+    h->type = file ? '0' : dir ? '5' : IsType(st, LKL_S_IFLNK) ? '2' : IsType(st, LKL_S_IFCHR) ? '3' : IsType(st, LKL_S_IFBLK) ? '4' : '6';
+    h->name = tar::Field(header_name_, "path", &body_, &name_field_);
+    if (file) h->size = stored;
+    if (IsType(st, LKL_S_IFLNK)) h->link = tar::Field(e.link, "linkpath", &body_, &link_field_);
+    if (IsType(st, LKL_S_IFCHR) || IsType(st, LKL_S_IFBLK)) {
+      h->device = true;
+      // The kernel's new_encode_dev() layout of st_rdev.
+      h->major = (st.st_rdev >> 8) & 0xfff;
+      h->minor = (st.st_rdev & 0xff) | ((st.st_rdev >> 12) & 0xfff00);
+    }
+    tar::AddRecord(&body_, "mtime", tar::Time(st.lkl_st_mtime, st.st_mtime_nsec));
+    tar::AddRecord(&body_, "atime", tar::Time(st.lkl_st_atime, st.st_atime_nsec));
+    if (st.st_uid > tar::kMaxId) tar::AddRecord(&body_, "uid", std::to_string(st.st_uid));
+    if (st.st_gid > tar::kMaxId) tar::AddRecord(&body_, "gid", std::to_string(st.st_gid));
+    if (file && stored > tar::kMaxSize) tar::AddRecord(&body_, "size", std::to_string(stored));
+    XattrRecords(e);
+    if (e.sparse) {
+      tar::AddRecord(&body_, "GNU.sparse.major", "1");
+      tar::AddRecord(&body_, "GNU.sparse.minor", "0");
+      tar::AddRecord(&body_, "GNU.sparse.name", name_);
+      tar::AddRecord(&body_, "GNU.sparse.realsize", std::to_string(st.st_size));
+    }
+  }
+
   // next_'s headers (and a small file's data) into out; false when it has
   // no room for them (with *need set if even an empty Buffer would not do).
   bool Frame(Out *out, Progress *progress, Failure *failure, long *ret) {
@@ -346,52 +398,12 @@ class TarOut {
       return true;
     }
     bool dir = IsType(st, LKL_S_IFDIR), file = IsType(st, LKL_S_IFREG);
-    std::string name = e.rel.empty() ? "./" : dir ? e.rel + "/" : e.rel;
-    tar::Ustar h{};
-    h.mode = st.st_mode;
-    h.uid = st.st_uid;
-    h.gid = st.st_gid;
-    h.mtime = tar::UstarTime(st.lkl_st_mtime, st.st_mtime_nsec);
-    body_.clear();
-    std::string map, header_name = name;
-    if (e.hard_link) {
-      h.type = '1';
-      h.name = tar::Field(name, "path", &body_, &name_field_);
-      h.link = tar::Field(e.link, "linkpath", &body_, &link_field_);
-    } else {
-      if (e.sparse) {
-        map = SparseMap(e);
-        size_t cut = name.rfind('/') + 1;  // 0 when there is none
-        header_name = name.substr(0, cut) + "GNUSparseFile.0/" + name.substr(cut);
-      }
-      uint64_t stored = map.size() + e.data;
-      h.type = file ? '0' : dir ? '5' : IsType(st, LKL_S_IFLNK) ? '2' : IsType(st, LKL_S_IFCHR) ? '3' : IsType(st, LKL_S_IFBLK) ? '4' : '6';
-      h.name = tar::Field(header_name, "path", &body_, &name_field_);
-      if (file) h.size = stored;
-      if (IsType(st, LKL_S_IFLNK)) h.link = tar::Field(e.link, "linkpath", &body_, &link_field_);
-      if (IsType(st, LKL_S_IFCHR) || IsType(st, LKL_S_IFBLK)) {
-        h.device = true;
-        // The kernel's new_encode_dev() layout of st_rdev.
-        h.major = (st.st_rdev >> 8) & 0xfff;
-        h.minor = (st.st_rdev & 0xff) | ((st.st_rdev >> 12) & 0xfff00);
-      }
-      tar::AddRecord(&body_, "mtime", tar::Time(st.lkl_st_mtime, st.st_mtime_nsec));
-      tar::AddRecord(&body_, "atime", tar::Time(st.lkl_st_atime, st.st_atime_nsec));
-      if (st.st_uid > tar::kMaxId) tar::AddRecord(&body_, "uid", std::to_string(st.st_uid));
-      if (st.st_gid > tar::kMaxId) tar::AddRecord(&body_, "gid", std::to_string(st.st_gid));
-      if (file && stored > tar::kMaxSize) tar::AddRecord(&body_, "size", std::to_string(stored));
-      XattrRecords(e);
-      if (e.sparse) {
-        tar::AddRecord(&body_, "GNU.sparse.major", "1");
-        tar::AddRecord(&body_, "GNU.sparse.minor", "0");
-        tar::AddRecord(&body_, "GNU.sparse.name", name);
-        tar::AddRecord(&body_, "GNU.sparse.realsize", std::to_string(st.st_size));
-      }
-    }
+    tar::Ustar h;
+    Headers(e, &h);
     if (!body_.empty()) tar::PadBody(&body_);
     // A small file comes whole with its headers: size + 1 bytes are read.
     bool whole = file && e.fd >= 0 && st.st_size <= small_;
-    size_t headers = (body_.empty() ? 0 : kBlock + body_.size()) + kBlock + map.size();
+    size_t headers = (body_.empty() ? 0 : kBlock + body_.size()) + kBlock + map_.size();
     size_t need = headers + (whole ? std::max<size_t>(e.data + PadBlock(e.data), e.data + 1) : 0);
     if (need > out->room()) {
       if (out->used() == 0) progress->need = need;
@@ -404,7 +416,7 @@ class TarOut {
     }
     tar::PutHeader(out->here(), h);
     out->Skip(kBlock);
-    out->Put(map.data(), map.size());
+    out->Put(map_.data(), map_.size());
     entries++;
     std::unique_ptr<Entry> done = std::move(next_);
     if (dir) {
@@ -518,8 +530,9 @@ class TarOut {
   std::unique_ptr<Entry> next_;
   // The first name archived of each inode with several, by (dev, ino).
   std::map<std::pair<uint64_t, uint64_t>, std::string> links_;
-  // The entry being framed: its extended header body and stand-in names.
-  std::string body_, name_field_, link_field_, acl_;
+  // The entry being framed: its names, extended header body, stand-in
+  // names for ustar's fields, sparse map.
+  std::string name_, header_name_, body_, name_field_, link_field_, acl_, map_;
   // The file whose data is being read: its pieces, how far; then padding.
   bool reading_ = false;
   long file_ = -1;
