@@ -51,8 +51,15 @@ export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptio
   const tar = k.openTar(mount.path(root), SMALL_FILE);
   // Two Buffers: the kernel fills one while the other is written.
   const bufs = [Buffer.allocUnsafeSlow(BATCH), Buffer.allocUnsafeSlow(BATCH)];
+  const fill = (buf: Buffer) => {
+    const p = k.readTar(tar, buf);
+    // Awaited once the write before it is done; a failure meanwhile (^C
+    // cancels it) is no unhandled rejection.
+    p.catch(() => undefined);
+    return p;
+  };
   let cur = 0;
-  let pending: Promise<TarBatch> | undefined = k.readTar(tar, bufs[0] as Buffer);
+  let pending: Promise<TarBatch> | undefined = fill(bufs[0] as Buffer);
   let last: TarBatch;
   try {
     for (;;) {
@@ -61,14 +68,14 @@ export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptio
       if (r.need) {
         // An entry whose headers outgrow a Buffer (many or large xattrs).
         bufs[cur] = Buffer.allocUnsafeSlow(r.need);
-        pending = k.readTar(tar, bufs[cur] as Buffer);
+        pending = fill(bufs[cur] as Buffer);
         continue;
       }
       if (r.changed)
         throw new LklfsError(`${mount.image}:${show(r.changed)}: changed size while being read (was ${r.changedSize} bytes)`);
       const buf = bufs[cur] as Buffer;
       cur ^= 1;
-      if (!r.done) pending = k.readTar(tar, bufs[cur] as Buffer);
+      if (!r.done) pending = fill(bufs[cur] as Buffer);
       await write(buf.subarray(0, r.used));
       opts.progress?.(r.entries, r.bytes);
       if (r.done) {
