@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // The lklfs command line (oclif): commands are built into dist/ by npm run build.
-import { execute } from '@oclif/core';
+// @oclif/core/execute rather than the package's index, which loads all of
+// oclif (its ux and help helpers too) before anything runs.
+import { execute } from '@oclif/core/execute';
 import { fileURLToPath } from 'node:url';
 
 // No user-installed oclif plugins: lklfs has none, and looking for them

@@ -5,38 +5,58 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-missing=()
-need() { # need COMMAND PACKAGE
-	command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+# Host tools: COMMAND PACKAGE. Build tools are what a cold build really
+# runs (scripts/build-commands.txt, recorded from an execve trace, and the
+# scripts themselves; test/setup/host-tools.test.ts keeps this list in step
+# with both); a fresh Debian 12 has only its essential and required
+# packages, Node and npm. Test tools make and judge images in the tests
+# (and time the benchmarks: GNU time, not the shell's keyword).
+build_tools=(
+	gcc gcc
+	g++ g++
+	make make
+	flex flex
+	bison bison
+	bc bc
+	python3 python3
+	xz xz-utils
+	patch patch
+	rsync rsync
+	ar binutils
+	as binutils
+	ld binutils
+	nm binutils
+	objcopy binutils
+)
+test_tools=(
+	mkfs.ext4 e2fsprogs
+	mkfs.btrfs btrfs-progs
+	mkfs.xfs xfsprogs
+	mkfs.vfat dosfstools
+	mkfs.exfat exfatprogs
+	mkfs.f2fs f2fs-tools
+	mksquashfs squashfs-tools
+	mkfs.erofs erofs-utils
+	sfdisk fdisk
+	sgdisk gdisk
+	setfattr attr
+	setfacl acl
+	isoinfo genisoimage
+	mtype mtools
+	strace strace
+	mkntfs ntfs-3g
+	mkudffs udftools
+	/usr/bin/time time
+)
+
+# The packages of the tools in "$@" (pairs) whose command is missing.
+missing_packages() {
+	while (($#)); do
+		command -v "$1" >/dev/null 2>&1 || echo "$2"
+		shift 2
+	done | sort -u
 }
-# Kernel build (and the Node binding: g++).
-need gcc gcc
-need g++ g++
-need make make
-need flex flex
-need bison bison
-need bc bc
-need python3 python3
-need xz xz-utils
-need patch patch
-need rsync rsync
-# Filesystem tools the tests create and check images with.
-need mkfs.ext4 e2fsprogs
-need mkfs.btrfs btrfs-progs
-need mkfs.xfs xfsprogs
-need mkfs.vfat dosfstools
-need mkfs.exfat exfatprogs
-need mkfs.f2fs f2fs-tools
-need mksquashfs squashfs-tools
-need mkfs.erofs erofs-utils
-need sfdisk fdisk
-need setfattr attr
-need setfacl acl
-need isoinfo genisoimage
-need mtype mtools
-need strace strace
-need mkntfs ntfs-3g
-need mkudffs udftools
+mapfile -t missing < <(missing_packages "${build_tools[@]}" "${test_tools[@]}")
 
 cache=${LKL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lklfs}
 have_source=$(ls "$cache"/dl/linux-source-6.12_*.deb 2>/dev/null | head -n 1 || true)
@@ -54,19 +74,24 @@ if [ "$(id -u)" = 0 ]; then
 elif ((${#missing[@]})); then
 	echo "setup: not root, so not installing: ${missing[*]} (tests needing them are skipped)" >&2
 fi
+# Before anything is built: a build tool still missing stops here, named,
+# rather than minutes into the kernel build.
+mapfile -t unbuildable < <(missing_packages "${build_tools[@]}")
+if ((${#unbuildable[@]})); then
+	echo "setup: the build needs these packages: apt-get install ${unbuildable[*]}" >&2
+	exit 1
+fi
 
-if [ ! -d node_modules ]; then
+# npm records what it installed in node_modules/.package-lock.json: a
+# lock file changed since (a pull that added a dependency) installs again.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
 	npm ci --no-audit --no-fund
 fi
 
 bash lkl-build/build.sh
 
-# The Node binding links liblkl.a: rebuilt when it or its sources changed.
-addon=native/build/Release/lklfs.node
-if [ ! -f "$addon" ] || [ -n "$(find lkl-build/out/lib/liblkl.a native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
-	echo "setup: building the Node binding" >&2
-	npx node-gyp rebuild --directory native >/dev/null
-fi
+# The Node binding, rebuilt when liblkl.a or its sources changed.
+bash scripts/build-native.sh
 
 # The command line: TypeScript compiled into dist/.
 npm run --silent build

@@ -11,9 +11,6 @@
 #include <time.h>
 
 #include <lkl.h>
-#include <lkl/linux/fcntl.h>
-#include <lkl/linux/fs.h>
-#include <lkl/linux/stat.h>
 
 const char *lkl_strerror(int err)
 {
@@ -83,6 +80,30 @@ long lkl_mount_dev(unsigned int disk_id, unsigned int part,
 	return 0;
 }
 
+int lkl_mount_fs(char *fstype)
+{
+	struct lkl_stat root, dir;
+	char path[64];
+	long err, made;
+
+	if (snprintf(path, sizeof(path), "/%s", fstype) >= (int)sizeof(path))
+		return -ENAMETOOLONG;
+	made = lkl_sys_mkdir(path, 0755);
+	if (made && made != -EEXIST)
+		return made;
+	err = lkl_sys_stat("/", &root);
+	if (!err)
+		err = lkl_sys_stat(path, &dir);
+	/* Mounting again would stack a second instance on the first. */
+	if (!err && dir.st_dev != root.st_dev)
+		return 1;
+	if (!err)
+		err = lkl_sys_mount(fstype, path, fstype, 0, NULL);
+	if (err && !made)
+		lkl_sys_rmdir(path);
+	return err;
+}
+
 long lkl_umount_timeout(char *path, int flags, long timeout_ms)
 {
 	const struct timespec pause = { .tv_nsec = 10 * 1000 * 1000 };
@@ -129,6 +150,7 @@ struct lkl_dir *lkl_fdopendir(int fd, int *err)
 		return NULL;
 	}
 	dir->fd = fd;
+	*err = 0;
 	return dir;
 }
 

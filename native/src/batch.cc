@@ -34,7 +34,7 @@ constexpr long kCwd = LKL_AT_FDCWD;
 constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
 
 enum class Code {
-  Mkdir, CopyIn, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, CopyXattrs, Unlink,
+  Mkdir, CopyIn, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, CopyXattrs, SetXattr, Unlink,
   HostMkdir, CopyOut, HostSymlink, HostLink, HostMknod, HostLchown, HostChmod, HostLutimes,
   HostSetXattr, HostUnlink,
 };
@@ -93,6 +93,8 @@ long Run(const Op &op, Failure *failure) {
     }
     case Code::CopyXattrs:
       return CopyXattrs(op.b, op.a, op.tolerant);
+    case Code::SetXattr:
+      return lkl_sys_lsetxattr(a, b, op.c.data(), op.c.size(), 0);
     case Code::Unlink:
       return lkl_sys_unlinkat(kCwd, a, 0);
     case Code::HostMkdir:
@@ -131,6 +133,7 @@ Op Parse(Napi::Env env, Napi::Value v) {
       {"mkdir", Code::Mkdir, 1, 1},     {"copyIn", Code::CopyIn, 2, 1},         {"symlink", Code::Symlink, 2, 0},
       {"link", Code::Link, 2, 0},       {"mknod", Code::Mknod, 1, 3},           {"lchown", Code::Lchown, 1, 2},
       {"chmod", Code::Chmod, 1, 1},     {"lutimes", Code::Lutimes, 1, 2},       {"copyXattrs", Code::CopyXattrs, 2, 0},
+      {"setXattr", Code::SetXattr, 3, 0},
       {"unlink", Code::Unlink, 1, 0},   {"hostMkdir", Code::HostMkdir, 1, 1},   {"copyOut", Code::CopyOut, 2, 1},
       {"hostSymlink", Code::HostSymlink, 2, 0}, {"hostLink", Code::HostLink, 2, 0},
       {"hostMknod", Code::HostMknod, 1, 3},     {"hostLchown", Code::HostLchown, 1, 2},

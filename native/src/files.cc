@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 // File descriptors inside the kernel: open, read and write through JS
-// Buffers, fsync, close; and the kernel's constants the engine needs.
+// Buffers, fsync, ioctl, close; and the kernel's constants the engine needs.
 #include "kernel_api.h"
 
 #include "args.h"
@@ -63,6 +63,19 @@ Napi::Value Fsync(const Napi::CallbackInfo &info) {
   return Submit(info.Env(), "fsync", "", [=] { return lkl_sys_fsync(fd); });
 }
 
+// ioctl(fd, request, buffer) -> the call's result. The argument is the
+// Buffer's memory: the request's struct, read and/or filled by the kernel
+// as the request number says (the engine encodes both).
+Napi::Value Ioctl(const Napi::CallbackInfo &info) {
+  long fd = IntArg(info, 0);
+  unsigned int request = IntArg(info, 1);
+  if (!info[2].IsBuffer()) throw Napi::TypeError::New(info.Env(), "argument 2 must be a Buffer");
+  auto arg = info[2].As<Napi::Buffer<char>>();
+  unsigned long data = reinterpret_cast<unsigned long>(arg.Data());
+  return Submit(
+      info.Env(), "ioctl", "", [=] { return lkl_sys_ioctl(fd, request, data); }, nullptr, {arg});
+}
+
 Napi::Object Constants(Napi::Env env) {
   Napi::Object c = Napi::Object::New(env);
   struct {
@@ -89,6 +102,7 @@ void RegisterFiles(Napi::Env env, Napi::Object exports) {
   exports.Set("read", Napi::Function::New(env, Read, "read"));
   exports.Set("write", Napi::Function::New(env, Write, "write"));
   exports.Set("fsync", Napi::Function::New(env, Fsync, "fsync"));
+  exports.Set("ioctl", Napi::Function::New(env, Ioctl, "ioctl"));
   exports.Set("constants", Constants(env));
 }
 

@@ -23,9 +23,15 @@ namespace {
 constexpr size_t kLogLimit = 64 * 1024;
 std::mutex log_lock;
 std::string log_text;
+// echoLog(true): each message also goes to stderr as it is printed (the
+// -p of LKL's tools).
+bool log_echo = false;
 
 void LogPrint(const char *str, int len) {
   std::lock_guard<std::mutex> hold(log_lock);
+  if (log_echo && write(2, str, len) < 0) {
+    // A stderr that is gone loses the echo only; the log keeps the text.
+  }
   log_text.append(str, len);
   if (log_text.size() > kLogLimit) log_text.erase(0, log_text.size() - kLogLimit);
 }
@@ -64,6 +70,12 @@ Napi::Value Boot(const Napi::CallbackInfo &info) {
 
 Napi::Value IsRunning(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), lkl_is_running());
+}
+
+Napi::Value EchoLog(const Napi::CallbackInfo &info) {
+  std::lock_guard<std::mutex> hold(log_lock);
+  log_echo = BoolArg(info, 0);
+  return info.Env().Undefined();
 }
 
 Napi::Value TakeLog(const Napi::CallbackInfo &info) {
@@ -152,6 +164,30 @@ Napi::Value RemoveDisk(const Napi::CallbackInfo &info) {
   });
 }
 
+// reattachDisk(id) -> disk id: detaches an unmounted disk and attaches its
+// image again, keeping the open file and its lock: the kernel reads the
+// image's size and its partition table anew (after the image was grown).
+// The id is the lowest free one, so the same unless a lower one was freed.
+Napi::Value ReattachDisk(const Napi::CallbackInfo &info) {
+  long id = IntArg(info, 0);
+  return Submit(info.Env(), "reattachDisk", "", [id]() -> long {
+    std::lock_guard<std::mutex> hold(disks_lock);
+    auto d = disks.find(id);
+    if (d == disks.end()) return -LKL_ENOENT;
+    struct lkl_disk disk = d->second;
+    long ret = lkl_disk_remove(disk);
+    if (ret < 0) return ret;
+    disks.erase(d);
+    long again = lkl_disk_add(&disk);
+    if (again < 0) {
+      close(disk.fd);
+      return again;
+    }
+    disks[again] = disk;
+    return again;
+  });
+}
+
 // Syncs every filesystem, stops the kernel and closes the images.
 Napi::Value Halt(const Napi::CallbackInfo &info) {
   return Submit(info.Env(), "halt", "", [] {
@@ -192,10 +228,12 @@ void RegisterKernel(Napi::Env env, Napi::Object exports) {
   exports.Set("boot", Napi::Function::New(env, Boot, "boot"));
   exports.Set("isRunning", Napi::Function::New(env, IsRunning, "isRunning"));
   exports.Set("takeLog", Napi::Function::New(env, TakeLog, "takeLog"));
+  exports.Set("echoLog", Napi::Function::New(env, EchoLog, "echoLog"));
   exports.Set("addDisk", Napi::Function::New(env, AddDisk, "addDisk"));
   exports.Set("mount", Napi::Function::New(env, Mount, "mount"));
   exports.Set("umount", Napi::Function::New(env, Umount, "umount"));
   exports.Set("removeDisk", Napi::Function::New(env, RemoveDisk, "removeDisk"));
+  exports.Set("reattachDisk", Napi::Function::New(env, ReattachDisk, "reattachDisk"));
   exports.Set("halt", Napi::Function::New(env, Halt, "halt"));
 }
 

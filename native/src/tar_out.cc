@@ -7,14 +7,18 @@
 // writes the Buffers out (src/engine/tar-out.ts says what the archive
 // holds).
 //
-//   openTar(path, smallFile) -> tar   the archive of the tree at path
+//   openTar(path, smallFile, withContexts) -> tar   the archive of the tree at path
 //   readTar(tar, buffer) -> Promise<{ used, done, need, entries, bytes,
-//       sockets, socket?, changed?, changedSize? }>: the next bytes of the
-//       archive into buffer[0, used); done: it is complete; need: the next
-//       entry's headers alone need a Buffer this large; entries and bytes
-//       (of file data) so far; sockets left out so far and the first one's
-//       name; changed: the name of a file that is no longer the size it
-//       had (the archive stops there).
+//       sockets, socket?, changed?, changedSize?, contexts? }>: the next
+//       bytes of the archive into buffer[0, used); done: it is complete;
+//       need: the next entry's headers alone need a Buffer this large;
+//       entries and bytes (of file data) so far; sockets left out so far
+//       and the first one's name; changed: the name of a file that is no
+//       longer the size it had (the archive stops there); contexts (with
+//       withContexts): a "PATH CONTEXT" line for each entry of these bytes
+//       that has an SELinux label (security.selinux, up to its NUL), PATH
+//       from the archive's root ("/etc/passwd", the root "/"), as LKL's
+//       fs2tar -s lists them.
 //   closeTar(tar) -> Promise          closes what the walk holds open
 // One call at a time per archive: each readTar waits for the one before.
 //
@@ -146,7 +150,7 @@ class TarOut {
  public:
   // Whatever the walk holds open is closed by Close() (closeTar), on a
   // kernel thread; never by the destructor, which may run on the JS thread.
-  TarOut(std::string root, int64_t small) : root_(std::move(root)), small_(small) {}
+  TarOut(std::string root, int64_t small, bool contexts) : root_(std::move(root)), small_(small), contexts_(contexts) {}
 
   // The next bytes of the archive into buf; -errno (with *failure) when the walk fails.
   long Fill(char *buf, size_t cap, Progress *progress, Failure *failure) {
@@ -193,6 +197,7 @@ class TarOut {
 
   uint64_t entries = 0, bytes = 0, sockets = 0;
   std::string first_socket;
+  std::string context_lines;  // since the last readTar
   bool changed = false;
   std::string changed_name;
   int64_t changed_size = 0;
@@ -249,7 +254,9 @@ class TarOut {
       if (!seen.second) {
         e->hard_link = true;
         e->link = seen.first->second;
-        return 0;
+        // Only for its SELinux label: a link entry carries no xattrs.
+        long ret = contexts_ ? ListXattrs(-1, e->path, &e->xattrs) : 0;
+        return ret < 0 ? Fail(failure, "llistxattr", e->path, ret) : 0;
       }
     }
     long ret = 0;
@@ -418,6 +425,7 @@ class TarOut {
     out->Skip(kBlock);
     out->Put(map_.data(), map_.size());
     entries++;
+    if (contexts_) ContextLine(e);
     std::unique_ptr<Entry> done = std::move(next_);
     if (dir) {
       Push(done.get());
@@ -465,6 +473,15 @@ class TarOut {
     }
     for (auto &x : e.xattrs)
       if (FileOwn(x.first)) tar::AddRecord(&body_, tar::XattrKey(x.first), x.second);
+  }
+
+  // The entry's "PATH CONTEXT" line, if it has an SELinux label.
+  void ContextLine(const Entry &e) {
+    for (auto &x : e.xattrs) {
+      if (x.first != "security.selinux") continue;
+      context_lines += "/" + e.rel + " " + x.second.substr(0, x.second.find('\0')) + "\n";
+      return;
+    }
   }
 
   void Push(Entry *e) {
@@ -525,6 +542,7 @@ class TarOut {
 
   const std::string root_;
   const int64_t small_;
+  const bool contexts_;
   bool started_ = false, walked_ = false, ended_ = false;
   std::vector<Dir> stack_;
   std::unique_ptr<Entry> next_;
@@ -557,7 +575,8 @@ std::shared_ptr<TarOut> TarArg(const Napi::CallbackInfo &info) {
 Napi::Value OpenTar(const Napi::CallbackInfo &info) {
   std::string path = PathArg(info, 0);
   int64_t small = IntArg(info, 1);
-  archives.emplace(++last_handle, std::make_shared<TarOut>(path, small));
+  bool contexts = BoolArg(info, 2);
+  archives.emplace(++last_handle, std::make_shared<TarOut>(path, small, contexts));
   return Napi::Number::New(info.Env(), last_handle);
 }
 
@@ -583,6 +602,10 @@ Napi::Value ReadTar(const Napi::CallbackInfo &info) {
         o.Set("bytes", Napi::Number::New(env, tar->bytes));
         o.Set("sockets", Napi::Number::New(env, tar->sockets));
         if (tar->sockets) o.Set("socket", Bytes(env, tar->first_socket));
+        if (!tar->context_lines.empty()) {
+          o.Set("contexts", Bytes(env, tar->context_lines));
+          tar->context_lines.clear();
+        }
         if (tar->changed) {
           o.Set("changed", Bytes(env, tar->changed_name));
           o.Set("changedSize", Napi::Number::New(env, tar->changed_size));

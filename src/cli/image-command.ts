@@ -7,11 +7,13 @@
  * an exit status (1: the job failed, 2: bad usage, 128 + the signal's
  * number: interrupted).
  */
-import { Command, Flags } from '@oclif/core';
+import { Command } from '@oclif/core/command';
+import * as Flags from '@oclif/core/flags';
 import { constants } from 'node:os';
 import { DEFAULT_MEM_MIB, describe, Kernel, type BootOptions, type Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { probeFsType } from '../engine/probe.js';
+import { summary, withProgress } from './progress.js';
 
 export const imageFlags = {
   'filesystem-image': Flags.string({
@@ -40,6 +42,9 @@ export const imageFlags = {
   options: Flags.string({
     description: 'filesystem mount options, as for mount -o',
   }),
+  printk: Flags.boolean({
+    description: "show the kernel's messages on stderr as it prints them (up to info level)",
+  }),
 };
 
 /** The copy commands' own flags; whose owners they replace is "what". */
@@ -51,6 +56,18 @@ export function copyFlags(what: string) {
   };
 }
 
+/** Sources and destination as LKL's cptofs and cpfromfs take them (see engine/lkl-sources.ts). */
+export function lklPathFlags(tool: string) {
+  return {
+    glob: Flags.boolean({
+      description: `the last component of each SOURCE is a shell pattern (quote it), matched against the names in its directory; a SOURCE made only of "." and "/" is the contents of that directory (as in LKL's ${tool})`,
+    }),
+    into: Flags.boolean({
+      description: `DEST must be an existing directory, even for one SOURCE (as in LKL's ${tool})`,
+    }),
+  };
+}
+
 export interface JobContext {
   mount: Mount;
   /** Aborted on SIGINT, SIGTERM or SIGHUP: the job stops at its next step. */
@@ -58,6 +75,9 @@ export interface JobContext {
 }
 
 export abstract class ImageCommand extends Command {
+  // --json: run() returns the result object, printed as the JSON output.
+  static override enableJsonFlag = true;
+
   /**
    * Boots the kernel, runs job, then unmounts everything and halts, always;
    * SIGINT, SIGTERM and SIGHUP (a closed terminal) abort the job's signal.
@@ -91,12 +111,20 @@ export abstract class ImageCommand extends Command {
 
   /** Runs job on the mounted image, then unmounts and halts, always. */
   protected async withImage<T>(
-    flags: { 'filesystem-image': string; 'filesystem-type'?: string; partition: number; mem: number; options?: string },
+    flags: {
+      'filesystem-image': string;
+      'filesystem-type'?: string;
+      partition: number;
+      mem: number;
+      options?: string;
+      printk: boolean;
+    },
     how: { readOnly: boolean; prefault?: boolean; epoch?: number },
     job: (ctx: JobContext) => Promise<T>,
   ): Promise<T> {
     const fsType = flags['filesystem-type'] ?? (await detect(flags['filesystem-image'], flags.partition));
-    return this.withKernel({ memMiB: flags.mem, prefault: how.prefault, epoch: how.epoch }, async (kernel, signal) => {
+    const boot = { memMiB: flags.mem, prefault: how.prefault, epoch: how.epoch, printk: flags.printk };
+    return this.withKernel(boot, async (kernel, signal) => {
       const mount = await kernel.mount(flags['filesystem-image'], {
         fsType,
         partition: flags.partition,
@@ -111,7 +139,30 @@ export abstract class ImageCommand extends Command {
     });
   }
 
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+  /** A spinner while job runs and a summary after: on a terminal, and never with --json. */
+  protected progress<T>(label: string, job: (update: (text: string) => void) => Promise<T>): Promise<T> {
+    return withProgress(label, job, !this.jsonEnabled());
+  }
+
+  /** A job's last word for a person watching (with --json, the result says it). */
+  protected summary(line: string): void {
+    if (!this.jsonEnabled()) summary(line);
+  }
+
+  /** What a job left out: on stderr, or with --json in the result only. */
+  protected printWarnings(warnings: string[]): void {
+    if (!this.jsonEnabled()) for (const w of warnings) process.stderr.write(`lklfs ${this.id}: warning: ${w}\n`);
+  }
+
+  protected override async catch(err: Error & { exitCode?: number; code?: string; oclif?: { exit?: number } }): Promise<unknown> {
+    const exitCode = err instanceof LklfsError ? err.exitCode : err.oclif?.exit;
+    if (this.jsonEnabled() && exitCode !== undefined) {
+      // One JSON object on stdout, as a success would be; the exit status as without --json.
+      const cause = err.cause as { code?: unknown } | undefined;
+      const code = typeof cause?.code === 'string' ? cause.code : undefined;
+      if (exitCode !== 0) this.logJson({ error: { message: err.message, exitCode, ...(code ? { code } : {}) } });
+      this.exit(exitCode);
+    }
     if (err instanceof LklfsError) {
       if (err.exitCode !== 0) process.stderr.write(`lklfs ${this.id}: ${err.message}\n`);
       this.exit(err.exitCode);
@@ -121,7 +172,7 @@ export abstract class ImageCommand extends Command {
 }
 
 /** The filesystem type read from the image, for a command given no -t. */
-async function detect(image: string, partition: number): Promise<string> {
+export async function detect(image: string, partition: number): Promise<string> {
   let type: string | undefined;
   try {
     type = await probeFsType(image, partition);

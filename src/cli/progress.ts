@@ -1,16 +1,22 @@
 /**
  * Progress for a person watching: a spinner on stderr while the job runs,
  * a summary line after. Nothing at all when stderr is not a terminal
- * (logs and pipes stay clean).
+ * (logs and pipes stay clean), and then the spinner library is not even
+ * loaded.
  */
-import ora from 'ora';
 import { formatBytes } from './format.js';
 
 const tty = () => process.stderr.isTTY === true;
 
-export async function withProgress<T>(label: string, job: (update: (text: string) => void) => Promise<T>): Promise<T> {
+export async function withProgress<T>(
+  label: string,
+  job: (update: (text: string) => void) => Promise<T>,
+  wanted = true,
+): Promise<T> {
+  if (!wanted || !tty()) return job(() => undefined);
+  const { default: ora } = await import('ora');
   // discardStdin off: ora would take over stdin (and spin on one at EOF).
-  const spinner = ora({ stream: process.stderr, isEnabled: tty(), isSilent: !tty(), discardStdin: false });
+  const spinner = ora({ stream: process.stderr, discardStdin: false });
   spinner.start(label);
   // A new text redraws the line: at most ten times a second.
   let shown = 0;

@@ -1,4 +1,4 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { resolve } from '../engine/walk-image.js';
@@ -6,19 +6,24 @@ import { isSystemError } from '../kernel/binding.js';
 
 export default class Cat extends ImageCommand {
   static override summary = 'Print files from a filesystem image';
-  static override description = 'Writes the contents of each FILE in the image to standard output; the image is only read.';
+  static override description = `Writes the contents of each FILE in the image to standard output; the image is only read.
+With --json, each file's path, size and contents (base64) as one JSON object.`;
   static override examples = ['lklfs cat -t ext4 -i rootfs.img /etc/os-release'];
   static override strict = false;
   static override args = { files: Args.string({ description: 'FILE...', required: true }) };
   static override flags = { ...imageFlags };
 
-  async run(): Promise<void> {
+  async run(): Promise<{ files: CatFile[] } | void> {
     const { argv, flags } = await this.parse(Cat);
+    const json = this.jsonEnabled() ? ([] as CatFile[]) : undefined;
     await this.withImage(flags, { readOnly: true }, async ({ mount, signal }) => {
       const k = mount.kernel.native;
       const chunk = 1 << 20;
       for (const file of argv as string[]) {
         const path = mount.path(await resolve(mount, file, true));
+        const pieces: Buffer[] = [];
+        // With --json the contents go into the result, whole.
+        const out = json ? async (piece: Buffer) => void pieces.push(piece) : writeOut;
         try {
           // Non-blocking: a fifo in the image would wait for a writer forever.
           const fd = await k.open(path, k.constants.O_RDONLY | k.constants.O_NONBLOCK, 0);
@@ -36,7 +41,7 @@ export default class Cat extends ImageCommand {
               if (piece.length === 0) break;
               at += piece.length;
               next = readAt(at);
-              await writeOut(piece);
+              await out(piece);
             }
           } finally {
             // A read still in flight must end before its descriptor is closed.
@@ -48,7 +53,19 @@ export default class Cat extends ImageCommand {
           if (isSystemError(e) && !e.path) e.path = path.toString();
           throw mount.explain(e);
         }
+        if (json) {
+          const data = Buffer.concat(pieces);
+          json.push({ path: file, size: data.length, dataBase64: data.toString('base64') });
+        }
       }
     });
+    return json && { files: json };
   }
+}
+
+interface CatFile {
+  /** The path as given on the command line. */
+  path: string;
+  size: number;
+  dataBase64: string;
 }

@@ -1,9 +1,14 @@
-import { Args } from '@oclif/core';
+import * as Args from '@oclif/core/args';
 import { copyOut } from '../engine/copy-out.js';
+import { expandSources } from '../engine/lkl-sources.js';
+import { resolve } from '../engine/walk-image.js';
+import { isSystemError } from '../kernel/binding.js';
+import { describe, type Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
-import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { copyFlags, ImageCommand, imageFlags, lklPathFlags } from '../cli/image-command.js';
 import { formatBytes } from '../cli/format.js';
-import { counts, summary, withProgress } from '../cli/progress.js';
+import type { CopyResult } from '../cli/json.js';
+import { counts } from '../cli/progress.js';
 
 export default class Cpfromfs extends ImageCommand {
   static override summary = 'Copy files from a filesystem image to the host';
@@ -28,25 +33,42 @@ read-only and is never written.`;
   static override flags = {
     ...imageFlags,
     ...copyFlags('the image’s'),
+    ...lklPathFlags('cpfromfs'),
   };
 
-  async run(): Promise<void> {
+  async run(): Promise<CopyResult> {
     const { argv, flags } = await this.parse(Cpfromfs);
     const paths = argv as string[];
     if (paths.length < 2) throw new UsageError('give at least one SOURCE and a DEST');
     const dest = paths.pop() as string;
-    const { totals, warnings } = await withProgress('copying', (update) =>
-      this.withImage(flags, { readOnly: true }, ({ mount, signal }) =>
-        copyOut(mount, paths, dest, {
+    const { totals, warnings } = await this.progress('copying', (update) =>
+      this.withImage(flags, { readOnly: true }, async ({ mount, signal }) =>
+        copyOut(mount, flags.glob ? await expandSources(paths, (dir) => listImage(mount, dir)) : paths, dest, {
           uid: flags.owner,
           gid: flags.group,
           xattrs: flags.xattrs,
+          into: flags.into,
           signal,
           progress: (t) => update(counts(t.entries, t.bytes)),
         }),
       ),
     );
-    for (const w of warnings) process.stderr.write(`lklfs cpfromfs: warning: ${w}\n`);
-    summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
+    this.printWarnings(warnings);
+    this.summary(`copied ${totals.entries} entries (${totals.files} files, ${formatBytes(totals.bytes)})`);
+    return { ...totals, warnings };
+  }
+}
+
+/** The names in an image directory, symlinks on the way followed inside the image. */
+async function listImage(mount: Mount, dir: Buffer): Promise<Buffer[]> {
+  const k = mount.kernel.native;
+  let path: Buffer | undefined;
+  try {
+    path = await resolve(mount, dir, true);
+    return (await k.readdirStat(mount.path(path), false)).map((e) => e.name);
+  } catch (e) {
+    if (isSystemError(e) && ['ENOENT', 'ENOTDIR'].includes(e.code))
+      throw new UsageError(`cannot list ${mount.image}:${(path ?? dir).toString()}: ${describe(e)}`);
+    throw mount.explain(e);
   }
 }

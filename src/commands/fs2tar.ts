@@ -1,11 +1,12 @@
-import { Args, Flags } from '@oclif/core';
+import * as Args from '@oclif/core/args';
+import * as Flags from '@oclif/core/flags';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { writeTar, type TarOptions, type TarResult, type WriteArchive } from '../engine/tar-out.js';
 import { resolve } from '../engine/walk-image.js';
 import { kindOf } from '../engine/modes.js';
-import { counts, summary, withProgress } from '../cli/progress.js';
+import { counts } from '../cli/progress.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { describe, type Mount } from '../kernel/kernel.js';
 
@@ -37,24 +38,42 @@ everything with
       description: 'archive only this directory of the image; its contents become ./',
       default: '/',
     }),
+    'selinux-contexts': Flags.string({
+      description:
+        'also write to this file a "PATH CONTEXT" line for each entry archived with an SELinux label (security.selinux), PATH from the archive\'s root ("/etc/passwd")',
+    }),
   };
 
-  async run(): Promise<void> {
+  async run(): Promise<TarResult> {
     const { args, flags } = await this.parse(Fs2tar);
     const archive = args.archive;
+    if (archive === '-' && this.jsonEnabled())
+      throw new UsageError('--json writes its result to standard output: give the archive a file name');
     if (archive === '-' && process.stdout.isTTY)
       throw new UsageError('refusing to write an archive to a terminal; give a file or redirect standard output');
-    if (archive !== '-' && (await sameFile(archive, flags['filesystem-image'])))
-      throw new UsageError(`the archive ${archive} is the image itself`);
-    const result = await withProgress('archiving', (update) =>
+    const image = flags['filesystem-image'];
+    const contexts = flags['selinux-contexts'];
+    if (archive !== '-' && (await sameFile(archive, image))) throw new UsageError(`the archive ${archive} is the image itself`);
+    if (contexts !== undefined && (await sameFile(contexts, image)))
+      throw new UsageError(`the SELinux contexts file ${contexts} is the image itself`);
+    if (contexts !== undefined && archive !== '-' && (contexts === archive || (await sameFile(contexts, archive))))
+      throw new UsageError(`the SELinux contexts file ${contexts} is the archive`);
+    const result = await this.progress('archiving', (update) =>
       this.withImage(flags, { readOnly: true }, async ({ mount, signal }) => {
         const root = await archiveRoot(mount, flags.root);
         const opts: TarOptions = { root, signal, progress: (entries, bytes) => update(counts(entries, bytes)) };
-        return archive === '-' ? tarOf(mount, toStdout, opts) : toFile(archive, mount, opts);
+        if (contexts === undefined) return archiveTo(archive, mount, opts);
+        const list = new LineFile(await JobFile.create(contexts));
+        return list.file.during(async () => {
+          const r = await archiveTo(archive, mount, { ...opts, contexts: (lines) => list.add(lines) });
+          await list.flush();
+          return r;
+        });
       }),
     );
-    for (const w of result.warnings) process.stderr.write(`lklfs fs2tar: warning: ${w}\n`);
-    summary(`archived ${counts(result.entries, result.bytes)}`);
+    this.printWarnings(result.warnings);
+    this.summary(`archived ${counts(result.entries, result.bytes)}`);
+    return result;
   }
 }
 
@@ -91,34 +110,75 @@ async function tarOf(mount: Mount, write: WriteArchive, opts: TarOptions): Promi
   }
 }
 
+/** The archive to standard output ("-") or into a file. */
+async function archiveTo(archive: string, mount: Mount, opts: TarOptions): Promise<TarResult> {
+  if (archive === '-') return tarOf(mount, toStdout, opts);
+  const file = await JobFile.create(archive);
+  return file.during(() => tarOf(mount, (chunk) => file.write(chunk), opts));
+}
+
 /**
- * The archive into a file, created or truncated once the image is mounted
- * (a mount that fails leaves it alone); removed again if the job fails.
+ * A file the job writes, created or truncated once the image is mounted
+ * (a mount that fails leaves it alone) and removed again if the job fails.
  */
-async function toFile(archive: string, mount: Mount, opts: TarOptions): Promise<TarResult> {
-  let fh: FileHandle;
-  try {
-    fh = await open(archive, 'w');
-  } catch (e) {
-    throw new LklfsError(`cannot create ${archive}: ${describe(e)}`, 1, { cause: e });
-  }
-  // Only a regular file is removed on failure: ARCHIVE may be /dev/null or a fifo.
-  const regular = (await fh.stat()).isFile();
-  const write = async (chunk: Buffer) => {
+class JobFile {
+  private constructor(
+    readonly path: string,
+    private readonly fh: FileHandle,
+    /** Only a regular file is removed on failure: it may be /dev/null or a fifo. */
+    private readonly regular: boolean,
+  ) {}
+
+  static async create(path: string): Promise<JobFile> {
+    let fh: FileHandle;
     try {
-      for (let at = 0; at < chunk.length; ) at += (await fh.write(chunk, at)).bytesWritten;
+      fh = await open(path, 'w');
     } catch (e) {
-      throw writeFailed(archive, e);
+      throw new LklfsError(`cannot create ${path}: ${describe(e)}`, 1, { cause: e });
     }
-  };
-  try {
-    const result = await tarOf(mount, write, opts);
-    await fh.close();
-    return result;
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    if (regular) await unlink(archive).catch(() => undefined);
-    throw e;
+    return new JobFile(path, fh, (await fh.stat()).isFile());
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    try {
+      for (let at = 0; at < chunk.length; ) at += (await this.fh.write(chunk, at)).bytesWritten;
+    } catch (e) {
+      throw writeFailed(this.path, e);
+    }
+  }
+
+  /** Runs job, then closes the file; removes it if job fails. */
+  async during<T>(job: () => Promise<T>): Promise<T> {
+    try {
+      const result = await job();
+      await this.fh.close();
+      return result;
+    } catch (e) {
+      await this.fh.close().catch(() => undefined);
+      if (this.regular) await unlink(this.path).catch(() => undefined);
+      throw e;
+    }
+  }
+}
+
+/** Lines for a JobFile, written in pieces of about 64 KiB rather than one by one. */
+class LineFile {
+  private lines: Buffer[] = [];
+  private size = 0;
+
+  constructor(readonly file: JobFile) {}
+
+  async add(lines: Buffer): Promise<void> {
+    this.lines.push(lines);
+    this.size += lines.length;
+    if (this.size >= 64 << 10) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const all = Buffer.concat(this.lines, this.size);
+    this.lines = [];
+    this.size = 0;
+    await this.file.write(all);
   }
 }
 

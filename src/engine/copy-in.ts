@@ -26,12 +26,22 @@ export interface CopyInOptions {
   gid?: number;
   /** Copy extended attributes (default true). */
   xattrs?: boolean;
+  /** An SELinux label (security.selinux) for everything copied, instead of the source's. */
+  selinux?: Buffer;
+  /** DEST must be a directory already, even for one source (LKL's cptofs). */
+  into?: boolean;
   /** Called after each batch, with the running totals. */
   progress?: (totals: CopyTotals) => void;
   /** Called with each entry's image path once it is created. */
   created?: (imagePath: Buffer) => void;
   /** Stops the copy at the next batch. */
   signal?: AbortSignal;
+  /**
+   * The filesystem is full (ENOSPC) with copied bytes of file data done,
+   * at an entry of entryBytes on the host, for the attempt-th time in a
+   * row: true once there is more room (see GrowOnFull), false to fail.
+   */
+  full?: (copied: number, entryBytes: number, attempt: number) => Promise<boolean>;
 }
 
 export interface CopyTotals {
@@ -137,6 +147,7 @@ class CopyIn {
     const steps = [step('owner', ['lchown', true, s.kernel, this.opts.uid ?? st.uid, this.opts.gid ?? st.gid])];
     if (kindOf(st.mode) !== 'symlink') steps.push(step('mode', ['chmod', true, s.kernel, st.mode & 0o7777]));
     if (this.opts.xattrs !== false) steps.push(step('extended attributes', ['copyXattrs', true, s.kernel, s.host]));
+    if (this.opts.selinux) steps.push(step('SELinux label', ['setXattr', true, s.kernel, 'security.selinux', this.opts.selinux]));
     steps.push(step('timestamps', ['lutimes', true, s.kernel, st.atimeNs, st.mtimeNs]));
     return steps;
   }
@@ -161,6 +172,8 @@ class CopyIn {
     done: (step, ret) => {
       if (step.op[0] === 'copyIn') this.totals.bytes += ret;
     },
+    full: (step, attempt) =>
+      this.opts.full ? this.opts.full(this.totals.bytes, step.source.stat.blocks * 512, attempt) : Promise.resolve(false),
   };
 
   /** An entry is in the way: merged into, or removed (see inTheWay). */
@@ -195,7 +208,7 @@ class CopyIn {
  */
 export async function copyIn(
   mount: Mount,
-  sources: string[],
+  sources: (string | Buffer)[],
   dest: string,
   opts: CopyInOptions = {},
 ): Promise<{ totals: CopyTotals; warnings: string[] }> {
@@ -203,28 +216,32 @@ export async function copyIn(
   // A destination that is (or goes through) a symlink to a directory in the
   // image, as /lib -> usr/lib, is that directory: cp -a copies into it too.
   const destPath = mount.path(await resolve(mount, dest, true).catch((e: unknown) => Promise.reject(mount.explain(e))));
-  let destIsDir = false;
+  let destKind: FileKind | undefined;
   try {
-    destIsDir = kindOf((await k.lstat(destPath)).mode) === 'dir';
+    destKind = kindOf((await k.lstat(destPath)).mode);
   } catch (e) {
     if (!isSystemError(e) || e.code !== 'ENOENT') throw mount.explain(e);
   }
-  if (!destIsDir && sources.length > 1)
-    throw new UsageError(`${mount.image}: destination ${dest} is not a directory in the image`);
+  const destIsDir = destKind === 'dir';
+  if (!destIsDir && (sources.length > 1 || opts.into))
+    throw new UsageError(`${mount.image}: destination ${dest} ${destKind ? 'is not a directory' : 'does not exist'} in the image`);
 
   const roots: Source[] = [];
   for (const source of sources) {
+    const host = Buffer.from(source);
     let st;
     let target: Buffer | undefined;
     try {
-      st = await lstat(source, { bigint: true });
-      if (st.isSymbolicLink()) target = await readlink(source, { encoding: 'buffer' });
+      st = await lstat(host, { bigint: true });
+      if (st.isSymbolicLink()) target = await readlink(host, { encoding: 'buffer' });
     } catch (e) {
-      throw new UsageError(`cannot copy ${source}: ${isSystemError(e) ? e.code : String(e)}`);
+      throw new UsageError(`cannot copy ${host.toString()}: ${isSystemError(e) ? e.code : String(e)}`);
     }
-    const contentsOnly = basename(source) === '.' || source.endsWith('/.');
-    const kernel = !destIsDir || contentsOnly ? destPath : join(destPath, Buffer.from(basename(source)));
-    roots.push({ host: Buffer.from(source), kernel, stat: hostStat(st), target });
+    // Names are bytes: latin1 keeps every one through basename.
+    const name = basename(host.toString('latin1'));
+    const contentsOnly = name === '.';
+    const kernel = !destIsDir || contentsOnly ? destPath : join(destPath, Buffer.from(name, 'latin1'));
+    roots.push({ host, kernel, stat: hostStat(st), target });
   }
   const job = new CopyIn(mount, opts);
   await job.copy(roots);

@@ -23,6 +23,8 @@ export interface CopyOutOptions {
   gid?: number;
   /** Copy extended attributes (default true). */
   xattrs?: boolean;
+  /** DEST must be a directory already, even for one source (LKL's cpfromfs). */
+  into?: boolean;
   /** Called after each entry, with the running totals. */
   progress?: (totals: CopyTotals) => void;
   /** Stops the copy at the next entry. */
@@ -225,7 +227,7 @@ class CopyOut {
  */
 export async function copyOut(
   mount: Mount,
-  sources: string[],
+  sources: (string | Buffer)[],
   dest: string,
   opts: CopyOutOptions = {},
 ): Promise<{ totals: CopyTotals; warnings: string[] }> {
@@ -234,8 +236,8 @@ export async function copyOut(
   const destKind = await hostKind(destPath, true).catch((e: unknown) => {
     throw mount.explain(e);
   });
-  if (destKind !== 'dir' && sources.length > 1)
-    throw new UsageError(`destination ${dest} is not a directory`);
+  if (destKind !== 'dir' && (sources.length > 1 || opts.into))
+    throw new UsageError(`destination ${dest} ${destKind ? 'is not a directory' : 'does not exist'}`);
   // DEST a symlink to a directory: its contents merge into the directory,
   // and DEST's metadata goes onto the directory, not onto the link.
   if (destKind === 'dir' && (await lstat(destPath)).isSymbolicLink()) destPath = await realpath(destPath, { encoding: 'buffer' });
@@ -257,7 +259,8 @@ export async function copyOut(
       throw mount.explain(e);
     }
     const name = baseName(path);
-    const contentsOnly = name.length === 0 || source === '.' || source.endsWith('/.');
+    const given = source.toString();
+    const contentsOnly = name.length === 0 || given === '.' || given.endsWith('/.');
     if (contentsOnly && kindOf(top.stat.mode) !== 'dir')
       throw new UsageError(`cannot copy ${mount.image}:${path.toString()}/.: not a directory`);
     const target = destKind !== 'dir' || contentsOnly ? destPath : join(destPath, name);

@@ -96,6 +96,10 @@ export interface CheckResult {
   /** What was done, or where and why it stopped. */
   detail: string;
   ms: number;
+  /** The steps, each true once done; null where the type has no such step (read-only formats are not written, udf has no checker). */
+  steps: { made: boolean; written: boolean | null; checked: boolean | null; readBack: boolean };
+  /** The host's tools: their Debian package and its installed version (absent when not installed or not Debian). */
+  tools: { package: string; version?: string; mkfs: string; checker?: string };
 }
 
 /** The tree every filesystem gets: 8.3 names (msdos), no special files. */
@@ -113,6 +117,12 @@ function have(cmd: string): boolean {
 function tool(cmd: string, args: string[]): { ok: boolean; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24 });
   return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}`.trim() };
+}
+
+/** The installed version of a Debian package, when dpkg knows it. */
+function packageVersion(pkg: string): string | undefined {
+  const r = spawnSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout ? r.stdout : undefined;
 }
 
 class Failed extends Error {}
@@ -136,7 +146,10 @@ async function readBack(mount: Mount): Promise<void> {
 /** One filesystem's round trip, in dir; never throws for the filesystem's faults. */
 export async function checkOne(kernel: Kernel, c: FsCase, dir: string, signal: AbortSignal): Promise<CheckResult> {
   const t0 = Date.now();
-  const result = (outcome: Outcome, detail: string): CheckResult => ({ type: c.type, outcome, detail, ms: Date.now() - t0 });
+  const readOnly = c.make.sizeMiB === undefined;
+  const steps = { made: false, written: readOnly ? null : false, checked: c.check ? false : null, readBack: false };
+  const tools = { package: c.pkg, version: packageVersion(c.pkg), mkfs: c.make.cmd, checker: c.check?.cmd };
+  const result = (outcome: Outcome, detail: string): CheckResult => ({ type: c.type, outcome, detail, ms: Date.now() - t0, steps, tools });
   const missing = [c.make.cmd, c.check?.cmd].filter((cmd): cmd is string => !!cmd && !have(cmd));
   if (missing.length) return result('skipped', `${missing.join(', ')} not found (Debian package ${c.pkg})`);
 
@@ -146,7 +159,6 @@ export async function checkOne(kernel: Kernel, c: FsCase, dir: string, signal: A
     writeFileSync(join(tree, rel), data);
   }
   const img = join(dir, `${c.type}.img`);
-  const readOnly = c.make.sizeMiB === undefined;
   try {
     if (!readOnly) {
       closeSync(openSync(img, 'w'));
@@ -154,6 +166,7 @@ export async function checkOne(kernel: Kernel, c: FsCase, dir: string, signal: A
     }
     const made = tool(c.make.cmd, c.make.args(img, tree));
     if (!made.ok) throw new Failed(`${c.make.cmd}: ${lastLine(made.out)}`);
+    steps.made = true;
     if (!readOnly) {
       const m = await kernel.mount(img, { fsType: c.type, readOnly: false });
       try {
@@ -161,11 +174,13 @@ export async function checkOne(kernel: Kernel, c: FsCase, dir: string, signal: A
       } finally {
         await m.unmount();
       }
+      steps.written = true;
     }
     if (c.check) {
       const checked = tool(c.check.cmd, c.check.args(img));
       if (!checked.ok || !(c.check.clean?.(checked.out) ?? true))
         throw new Failed(`${c.check.cmd} found problems: ${lastLine(checked.out)}`);
+      steps.checked = true;
     }
     const m = await kernel.mount(img, { fsType: c.type, readOnly: true });
     try {
@@ -173,6 +188,7 @@ export async function checkOne(kernel: Kernel, c: FsCase, dir: string, signal: A
     } finally {
       await m.unmount();
     }
+    steps.readBack = true;
     const how = readOnly ? `made by ${c.make.cmd}` : `made by ${c.make.cmd}, written`;
     return result('ok', `${how}, ${c.check ? `${c.check.cmd} clean, ` : 'no checker, '}read back`);
   } catch (e) {

@@ -1,12 +1,11 @@
 /**
  * Telling an image's filesystem type from its superblock, as blkid does,
- * so that -t can be left out; and finding partition N's start in an MBR
- * (primary and logical) or GPT table, numbered as the kernel numbers
- * them. Only reads the image.
+ * so that -t can be left out; and finding partition N's start in its MBR
+ * (primary and logical) or GPT table (see partition-table.ts). Only reads
+ * the image.
  */
 import { open } from 'node:fs/promises';
-
-const SECTOR = 512;
+import { readPartitionTable, SECTOR } from './partition-table.js';
 
 async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
   const fh = await open(path, 'r');
@@ -44,39 +43,13 @@ export function fsTypeOf(b: Buffer): string | undefined {
 
 /** Byte offset of partition n (1-based, as the kernel counts), or undefined. */
 export async function partitionOffset(image: string, n: number): Promise<number | undefined> {
-  const mbr = await readAt(image, 0, SECTOR);
-  if (mbr.length < SECTOR || mbr.readUInt16LE(510) !== 0xaa55) return undefined;
-  const entry = (b: Buffer, i: number) => ({ type: b[446 + 16 * i + 4] ?? 0, start: b.readUInt32LE(446 + 16 * i + 8) });
-  if (entry(mbr, 0).type === 0xee) return gptOffset(image, n);
-  if (n <= 4) {
-    const e = entry(mbr, n - 1);
-    return e.type ? e.start * SECTOR : undefined;
+  const fh = await open(image, 'r');
+  try {
+    const p = (await readPartitionTable(fh))?.partitions.find((x) => x.number === n);
+    return p && p.first * SECTOR;
+  } finally {
+    await fh.close();
   }
-  // Logical partitions (5, 6, ...): a chain of boot records inside the
-  // extended partition, each with its partition and the link to the next.
-  const ext = [0, 1, 2, 3].map((i) => entry(mbr, i)).find((e) => [0x05, 0x0f, 0x85].includes(e.type));
-  if (!ext) return undefined;
-  let ebr = ext.start;
-  for (let i = 5; ebr; i++) {
-    const b = await readAt(image, ebr * SECTOR, SECTOR);
-    if (b.length < SECTOR || b.readUInt16LE(510) !== 0xaa55) return undefined;
-    if (i === n) return (ebr + entry(b, 0).start) * SECTOR;
-    const next = entry(b, 1);
-    ebr = next.type ? ext.start + next.start : 0;
-  }
-  return undefined;
-}
-
-async function gptOffset(image: string, n: number): Promise<number | undefined> {
-  const hdr = await readAt(image, SECTOR, 92);
-  if (!ascii(hdr, 0, 'EFI PART')) return undefined;
-  const entries = Number(hdr.readBigUInt64LE(72));
-  const count = hdr.readUInt32LE(80);
-  const size = hdr.readUInt32LE(84);
-  if (n > count) return undefined;
-  const e = await readAt(image, entries * SECTOR + (n - 1) * size, size);
-  if (e.length < 48 || e.subarray(0, 16).every((x) => x === 0)) return undefined; // unused entry
-  return Number(e.readBigUInt64LE(32)) * SECTOR;
 }
 
 /** The type of the filesystem on image (partition 0: the whole image). */

@@ -32,6 +32,12 @@ export interface TarOptions {
   signal?: AbortSignal;
   /** Called as the archive grows, with the running totals. */
   progress?: (entries: number, bytes: number) => void;
+  /**
+   * Called with "PATH CONTEXT" lines for the entries archived that have an
+   * SELinux label (LKL's fs2tar -s list: PATH from the archive's root with
+   * a leading "/", CONTEXT up to the label's NUL), in archive order; awaited.
+   */
+  contexts?: (lines: Buffer) => Promise<void>;
 }
 
 export interface TarResult {
@@ -48,7 +54,7 @@ export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptio
   const root = opts.root ?? Buffer.from('/');
   /** An archived name's path in the image, for messages. */
   const show = (name: Buffer) => Buffer.concat([root.length === 1 ? Buffer.alloc(0) : root, Buffer.from('/'), name]).toString();
-  const tar = k.openTar(mount.path(root), SMALL_FILE);
+  const tar = k.openTar(mount.path(root), SMALL_FILE, opts.contexts !== undefined);
   // Two Buffers: the kernel fills one while the other is written.
   const bufs = [Buffer.allocUnsafeSlow(BATCH), Buffer.allocUnsafeSlow(BATCH)];
   const fill = (buf: Buffer) => {
@@ -77,6 +83,7 @@ export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptio
       cur ^= 1;
       if (!r.done) pending = fill(bufs[cur] as Buffer);
       await write(buf.subarray(0, r.used));
+      if (r.contexts) await opts.contexts?.(r.contexts);
       opts.progress?.(r.entries, r.bytes);
       if (r.done) {
         last = r;

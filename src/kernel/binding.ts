@@ -61,6 +61,8 @@ export interface TarBatch {
   /** A file no longer the size it had (and that size): the archive stops there. */
   changed?: Buffer;
   changedSize?: number;
+  /** With withContexts: "PATH CONTEXT\n" for each entry in these bytes that has an SELinux label. */
+  contexts?: Buffer;
 }
 
 export interface StatFs {
@@ -89,6 +91,7 @@ export type BatchOp =
   | ['chmod', boolean, KPath, number]
   | ['lutimes', boolean, KPath, bigint, bigint]
   | ['copyXattrs', boolean, KPath, KPath]
+  | ['setXattr', boolean, KPath, string, Buffer]
   | ['unlink', boolean, KPath]
   | ['hostMkdir', boolean, KPath, number]
   | ['copyOut', boolean, KPath, KPath, number]
@@ -121,11 +124,19 @@ export interface Binding {
   isRunning(): boolean;
   /** The kernel's log since the last call. */
   takeLog(): string;
+  /** Also write each kernel message to stderr as it is printed. */
+  echoLog(on: boolean): void;
   addDisk(image: KPath, readOnly: boolean): Promise<number>;
   mount(disk: number, partition: number, fsType: string, readOnly: boolean, options: string): Promise<string>;
   umount(disk: number, partition: number): Promise<number>;
   /** Detaches an unmounted disk and closes its image (and its lock). */
   removeDisk(disk: number): Promise<number>;
+  /**
+   * Detaches an unmounted disk and attaches its image again, keeping the
+   * open file and its lock: the kernel reads the image's size and
+   * partition table anew. Resolves to the disk's id.
+   */
+  reattachDisk(disk: number): Promise<number>;
   halt(): Promise<number>;
   /** Unmounts everything and halts, synchronously: for process exit. */
   shutdown(): void;
@@ -160,10 +171,11 @@ export interface Binding {
   /**
    * The tree at path as a POSIX tar archive, made by the binding
    * (native/src/tar_out.cc): openTar starts it (files up to smallFile
-   * bytes are read whole), each readTar fills the Buffer with its next
-   * bytes, closeTar ends it (always: it closes what the walk holds open).
+   * bytes are read whole; withContexts: SELinux labels listed too), each
+   * readTar fills the Buffer with its next bytes, closeTar ends it
+   * (always: it closes what the walk holds open). One readTar at a time.
    */
-  openTar(path: KPath, smallFile: number): number;
+  openTar(path: KPath, smallFile: number, withContexts: boolean): number;
   readTar(tar: number, into: Buffer): Promise<TarBatch>;
   closeTar(tar: number): Promise<number>;
 
@@ -173,6 +185,11 @@ export interface Binding {
   read(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   write(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   fsync(fd: number): Promise<number>;
+  /**
+   * ioctl(fd, request, arg): arg is the request's struct, which the kernel
+   * reads and/or fills as the request number says (see engine/ioctl.ts).
+   */
+  ioctl(fd: number, request: number, arg: Buffer): Promise<number>;
   constants: Record<
     | 'O_RDONLY'
     | 'O_WRONLY'
@@ -244,13 +261,25 @@ function packageRoot(): string {
 
 let loaded: Binding | undefined;
 
-/** Loads lklfs.node once; it holds the one kernel this process may run. */
+/**
+ * Loads lklfs.node once; it holds the one kernel this process may run.
+ * node-gyp-build picks a local build (native/build/Release: a checkout, or
+ * an install that built from source) before the prebuilt addon the package
+ * carries (native/prebuilds/<platform>-<arch>/).
+ */
 export function binding(): Binding {
   if (!loaded) {
-    const file = join(packageRoot(), 'native', 'build', 'Release', 'lklfs.node');
-    if (!existsSync(file))
-      throw new Error(`lklfs: the native binding is not built (${file}); run: npm run setup`);
-    loaded = createRequire(import.meta.url)(file) as Binding;
+    const require = createRequire(import.meta.url);
+    const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+    let file: string;
+    try {
+      file = nodeGypBuild.path(join(packageRoot(), 'native'));
+    } catch (e) {
+      throw new Error(
+        `lklfs: the native binding is not built for this machine (in a checkout: npm run setup)\n${(e as Error).message.trim()}`,
+      );
+    }
+    loaded = require(file) as Binding;
   }
   return loaded;
 }

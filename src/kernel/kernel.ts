@@ -17,6 +17,8 @@ export interface BootOptions {
   prefault?: boolean;
   /** Wall clock at boot, in seconds since the epoch (reproducible images). */
   epoch?: number;
+  /** The kernel's messages on stderr as it prints them, up to info level. */
+  printk?: boolean;
 }
 
 export interface MountOptions {
@@ -37,6 +39,9 @@ export class Mount {
     readonly partition: number,
     readonly root: string,
     readonly readOnly: boolean,
+    readonly fsType: string,
+    /** The mount options it was mounted with. */
+    readonly options: string,
     /** Mounted read-only without replaying a journal that needed it. */
     readonly unreplayed = false,
   ) {}
@@ -92,9 +97,13 @@ export class Kernel {
   static async boot(opts: BootOptions = {}): Promise<Kernel> {
     if (current) throw new LklfsError('the kernel was already started in this process');
     const native = binding();
-    // Every message up to info reaches the log buffer (never the terminal):
-    // a failed mount is explained by what the filesystem said.
-    const args = [`mem=${opts.memMiB ?? DEFAULT_MEM_MIB}M`, 'loglevel=6'];
+    // Messages more urgent than info (loglevel=6) reach the log buffer,
+    // never the terminal: a failed mount is explained by what the
+    // filesystem said. With printk they are also shown as they come, at
+    // the kernel's default level, info included ("EXT4-fs (lkl0): mounted
+    // filesystem ..."), as LKL's tools show them with -p.
+    if (opts.printk) native.echoLog(true);
+    const args = [`mem=${opts.memMiB ?? DEFAULT_MEM_MIB}M`, `loglevel=${opts.printk ? 7 : 6}`];
     if (opts.prefault) args.push('lkl_prefault');
     if (opts.epoch !== undefined) args.push(`lkl_epoch=${Math.floor(opts.epoch)}`);
     process.once('exit', () => native.shutdown());
@@ -125,16 +134,17 @@ export class Kernel {
     }
     this.native.takeLog();
     let root: string;
+    let options = opts.options ?? '';
     let unreplayed = false;
     try {
       try {
-        root = await this.native.mount(disk, partition, opts.fsType, opts.readOnly, opts.options ?? '');
+        root = await this.native.mount(disk, partition, opts.fsType, opts.readOnly, options);
       } catch (e) {
         // A journal that needs replaying cannot be replayed on a read-only
         // image: read the filesystem as of its last checkpoint instead.
         const noReplay = NO_REPLAY[opts.fsType];
         if (!opts.readOnly || !noReplay || !isSystemError(e) || e.code !== 'EROFS') throw e;
-        const options = [opts.options, noReplay].filter(Boolean).join(',');
+        options = [opts.options, noReplay].filter(Boolean).join(',');
         root = await this.native.mount(disk, partition, opts.fsType, true, options);
         unreplayed = true;
       }
@@ -145,7 +155,7 @@ export class Kernel {
       await this.native.removeDisk(disk).catch(() => undefined);
       throw new LklfsError(`cannot mount ${what} as ${opts.fsType}: ${describe(e)}${why}`, 1, { cause: e });
     }
-    const m = new Mount(this, image, disk, partition, root, opts.readOnly, unreplayed);
+    const m = new Mount(this, image, disk, partition, root, opts.readOnly, opts.fsType, options, unreplayed);
     this.mounts.add(m);
     // Some filesystems take a read-write mount and quietly make it read-only
     // (squashfs, iso9660, an ext4 with features this kernel cannot write):
@@ -156,6 +166,53 @@ export class Kernel {
       throw new LklfsError(`cannot write to ${image}: the kernel mounted its ${opts.fsType} filesystem read-only${why}`);
     }
     return m;
+  }
+
+  /**
+   * Unmounts m, runs change (which may grow the image file and its
+   * partition table: the kernel has let go of the filesystem, and it is
+   * clean on disk), then attaches the image again, so that the kernel sees
+   * its new size and table, and mounts it back at the same place with the
+   * same options. The image stays open and locked throughout. When change
+   * or the mount fails, m is left unmounted and detached.
+   */
+  async remount(m: Mount, change: () => Promise<void>): Promise<void> {
+    const n = this.native;
+    n.takeLog();
+    try {
+      await n.umount(m.disk, m.partition);
+    } catch (e) {
+      throw this.failure(`cannot unmount ${m.image}`, e);
+    }
+    this.mounts.delete(m);
+    let attached = true;
+    let changed = false;
+    try {
+      await change();
+      changed = true;
+      attached = false;
+      const disk = await n.reattachDisk(m.disk);
+      attached = true;
+      // The lowest free slot: ours, unless a lower one was let go.
+      if (disk !== m.disk) throw new LklfsError(`${m.image} came back as disk ${disk}, not ${m.disk}`);
+      n.takeLog();
+      const root = await n.mount(m.disk, m.partition, m.fsType, m.readOnly, m.options);
+      this.mounts.add(m);
+      if (root !== m.root) throw new LklfsError(`${m.image} was mounted back at ${root}, not ${m.root}`);
+    } catch (e) {
+      if (this.mounts.has(m)) await this.unmount(m).catch(() => undefined);
+      else if (attached) await n.removeDisk(m.disk).catch(() => undefined);
+      throw !changed || e instanceof LklfsError ? e : this.failure(`cannot mount ${m.image} again`, e);
+    }
+  }
+
+  /**
+   * An error from the kernel as a one-line failure of what ("cannot grow
+   * ..."), with the kernel's own last messages; call takeLog() before the
+   * call that failed so that only its messages are quoted.
+   */
+  failure(what: string, e: unknown): LklfsError {
+    return new LklfsError(`${what}: ${describe(e)}${logTail(this.native)}`, 1, { cause: e });
   }
 
   async unmount(m: Mount): Promise<void> {

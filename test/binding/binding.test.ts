@@ -175,6 +175,45 @@ describe('native binding', () => {
       sh('e2fsck', ['-fn', r.img]);
       expect(sh('debugfs', ['-R', 'cat /open-file', r.img]).stdout).toBe('data');
     }));
+
+  test('reattachDisk: the kernel sees an image grown meanwhile; ioctl reaches the filesystem, errors named', () =>
+    inScratch('binding-ioctl', (dir) => {
+      const r = runScript(
+        dir,
+        `
+        import { truncateSync } from 'node:fs';
+        const { k, m, b } = await mounted();
+        await b.mkdir(m.path('/kept'), 0o755);
+        const size = async () => { const st = await b.statfs(m.path('/')); return st.blocks * st.blockSize; };
+        const grab = async (p) => { try { await p; return null; } catch (e) { return { code: e.code, syscall: e.syscall }; } };
+        const before = await size();
+        // The file grows while the disk is attached and unmounted: the
+        // kernel sees it once attached again.
+        await k.remount(m, async () => truncateSync(IMG, 256 << 20));
+        const root = await b.open(m.path('/'), b.constants.O_RDONLY | b.constants.O_DIRECTORY, 0);
+        // EXT4_IOC_RESIZE_FS (_IOW('f', 16, __u64)): 256 MiB of 1 KiB blocks.
+        const blocks = Buffer.alloc(8);
+        blocks.writeBigUInt64LE(256n << 10n);
+        out(await b.ioctl(root, 0x40086610, blocks));
+        out([before, await size()]);
+        out(await grab(b.ioctl(root, 0x40086699, Buffer.alloc(8))));
+        await b.close(root);
+        out((await b.lstat(m.path('/kept'))).mode.toString(8));
+        out(await grab(b.reattachDisk(7)));
+        await k.halt();
+      `,
+      );
+      expect(r.stderr).toBe('');
+      const [ret, [before, after], unknown, kept, noDisk] = r.json;
+      expect(ret).toBe(0);
+      expect(before).toBeLessThan(64 << 20);
+      expect(after).toBeGreaterThan(200 << 20);
+      expect(unknown).toEqual({ code: 'ENOTTY', syscall: 'ioctl' });
+      expect(kept).toBe('40755');
+      expect(noDisk).toEqual({ code: 'ENOENT', syscall: 'reattachDisk' });
+      sh('e2fsck', ['-fn', r.img]);
+      expect(sh('dumpe2fs', ['-h', r.img]).stdout).toMatch(/^Block count:\s+262144$/m);
+    }));
 });
 
 test('a kernel panic ends the process with status 70 and the kernel’s last words on stderr', () =>
@@ -254,7 +293,7 @@ test('readTar: an entry whose headers outgrow the Buffer asks for a larger one, 
       import { writeFileSync } from 'node:fs';
       const { k, m, b } = await mounted();
       await b.copyIn(${JSON.stringify(src)}, m.path('/holes'), 0o644);
-      const tar = b.openTar(m.path('/'), 256 << 10);
+      const tar = b.openTar(m.path('/'), 256 << 10, false);
       let buf = Buffer.alloc(128 << 10);
       const pieces = [];
       const needs = [];

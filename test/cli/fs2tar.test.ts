@@ -10,8 +10,9 @@ import { createReadStream, existsSync, lchownSync, mkdirSync, readFileSync, stat
 import { join } from 'node:path';
 import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
 import { diffTrees, expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
+import { debugfsStat } from './debugfs.js';
 import { makeFixedTree } from './fixed-tree.js';
-import { isRoot, makeRichTree } from './rich-tree.js';
+import { isRoot, makeRichTree, reportRichTreeGaps } from './rich-tree.js';
 
 const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
 
@@ -144,6 +145,8 @@ function acls(root: string): Map<string, string> {
 }
 
 describe('fs2tar', () => {
+  reportRichTreeGaps('fs2tar');
+
   needRoot('ext4: GNU tar extracts the archive into the tree the image was filled from', () =>
     inScratch('fs2tar-ext4', (dir) => {
       const src = join(dir, 'src');
@@ -243,6 +246,33 @@ describe('fs2tar', () => {
       mkdirSync(out);
       sh('tar', ['-xf', archive, '-C', out]);
       expect(sh('diff', ['-r', join(src, 'many'), join(out, 'many')], { allowFail: true }).stdout).toBe('');
+    }));
+
+  test('--selinux-contexts lists every archived entry that has a label, in archive order, from the archive\'s root', () =>
+    inScratch('fs2tar-contexts', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(join(src, 'a/b'), { recursive: true });
+      writeFileSync(join(src, 'a/f'), 'f\n');
+      sh('ln', [join(src, 'a/f'), join(src, 'a/hard')]);
+      symlinkSync('f', join(src, 'a/link'));
+      writeFileSync(join(src, 'top'), '');
+      const img = join(dir, 'fs.img');
+      sh('truncate', ['-s', '32M', img]);
+      sh('mkfs.ext4', ['-q', '-F', img]);
+      const context = 'system_u:object_r:etc_t:s0';
+      // Labels on everything copied; the root and lost+found (mkfs's) have none.
+      expectOk(lklfs(['cptofs', '-i', img, '--selinux', context, `${src}/.`, '/']));
+      const archive = join(dir, 'out.tar');
+      const list = join(dir, 'contexts');
+      for (const [root, prefix] of [['/', ''], ['/a', 'a/']] as const) {
+        expectOk(lklfs(['fs2tar', '-i', img, '--root', root, '--selinux-contexts', list, archive]));
+        // Expected: the archive's names as GNU tar lists them, each with the label debugfs reads in the image.
+        const names = sh('tar', ['-tf', archive]).stdout.split('\n').filter(Boolean).map((n) => (n === './' ? '' : n.replace(/\/$/, '')));
+        const labels = debugfsStat(img, names.map((n) => `/${prefix}${n}`.replace(/\/$/, '') || '/'), dir);
+        const want = names.filter((n) => labels.get(`/${prefix}${n}`.replace(/\/$/, '') || '/')?.xattrs.has('security.selinux')).map((n) => `/${n} ${context}\n`);
+        expect(want.length).toBeGreaterThan(4);
+        expect(readFileSync(list, 'latin1')).toBe(want.join(''));
+      }
     }));
 
   test('--root archives one directory of the image, as ./ (a symlink to it followed inside the image)', () =>

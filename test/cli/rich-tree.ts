@@ -12,6 +12,18 @@ import { sh } from '../kernel/harness.js';
 
 export const isRoot = process.getuid?.() === 0;
 
+/** What makeRichTree leaves out when not run as root. */
+const needsRoot = ['device nodes', 'owners other than the caller', 'file capabilities (security.capability)'];
+
+/**
+ * Registers one skipped test per part of the rich tree that this run
+ * cannot make, so that a run without root reports the coverage it lost
+ * instead of passing on a smaller tree.
+ */
+export function reportRichTreeGaps(suite: string): void {
+  if (!isRoot) for (const part of needsRoot) test.skip(`${suite}: rich tree with ${part} (skipped: needs root)`, () => undefined);
+}
+
 /** Deterministic bytes: the tree is the same every run. */
 function bytes(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const out = join(repoRoot, 'lkl-build/out');
 const testsDir = join(repoRoot, 'lkl-build/tests');
-const workDir = join(repoRoot, 'test/.work');
+export const workDir = join(repoRoot, 'test/.work');
 
 export interface RunResult {
   status: number | null;

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The Node binding (native/build/Release/lklfs.node) links liblkl.a: rebuilt
+# when it or the binding's sources changed. Needs lkl-build/out (build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+addon=native/build/Release/lklfs.node
+if [ ! -f "$addon" ] || [ -n "$(find lkl-build/out/lib/liblkl.a native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
+	echo "build-native: building the Node binding" >&2
+	npx node-gyp rebuild --directory native >/dev/null
+fi
