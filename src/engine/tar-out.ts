@@ -72,7 +72,7 @@ export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptio
       const r: TarBatch = await (pending as Promise<TarBatch>);
       pending = undefined;
       if (r.need) {
-        // An entry whose headers outgrow a Buffer (many or large xattrs).
+        // An entry whose headers outgrow a Buffer (large xattrs, a long sparse map).
         bufs[cur] = Buffer.allocUnsafeSlow(r.need);
         pending = fill(bufs[cur] as Buffer);
         continue;
