@@ -8,8 +8,8 @@
 // seconds, the ratio (ours / reference, lower is better), tar2fs's peak
 // memory.
 //
-// Environment: BENCH_RUNS (3), BENCH_SCALE (1: about 12,900 entries,
-// 360 MiB), BENCH_DIR (os.tmpdir()).
+// Environment: BENCH_RUNS (3), BENCH_ENTRIES (21000: about 385 MiB),
+// BENCH_DIR (os.tmpdir()).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,9 +20,9 @@ import { makeRootfsTree } from './rootfs-tree.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const lklfs = path.join(root, 'bin', 'run.js');
 const runs = Number(process.env.BENCH_RUNS ?? 3);
-const scale = Number(process.env.BENCH_SCALE ?? 1);
+const size = Number(process.env.BENCH_ENTRIES ?? 21000);
 if (!Number.isInteger(runs) || runs < 1) throw new Error('BENCH_RUNS must be a positive integer');
-if (!(scale > 0)) throw new Error('BENCH_SCALE must be a positive number');
+if (!Number.isInteger(size) || size < 1) throw new Error('BENCH_ENTRIES must be a positive integer');
 const log = (m) => process.stderr.write(`bench: ${m}\n`);
 
 const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'lklfs-bench-tar2fs-'));
@@ -50,7 +50,7 @@ const median = (xs) => {
 const round = (x) => Number(x.toFixed(3));
 
 const tree = path.join(work, 'tree');
-const { entries, bytes } = makeRootfsTree(tree, scale);
+const { entries, bytes } = makeRootfsTree(tree, size);
 const tarball = path.join(work, 'tree.tar');
 sh('tar', ['--format=posix', '--numeric-owner', '-cf', tarball, '-C', tree, '.']);
 const imageMiB = Math.ceil((bytes * 1.5) / 2 ** 20) + 64;

@@ -13,7 +13,9 @@
         "src/copy.cc",
         "src/queue.cc",
         "src/host.cc",
-        "src/batch.cc"
+        "src/batch.cc",
+        "src/tar_format.cc",
+        "src/tar_out.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -34,6 +34,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCopy(env, exports);
   RegisterHost(env, exports);
   RegisterBatch(env, exports);
+  RegisterTarOut(env, exports);
   exports.Set("shutdown", Napi::Function::New(env, Shutdown, "shutdown"));
   return exports;
 }

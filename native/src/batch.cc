@@ -67,14 +67,6 @@ struct Op {
 
 long Host(int ret) { return ret < 0 ? -errno : ret; }
 
-// Attributes that are no file's own, skipped as cp -a skips them (attr's
-// xattr.conf; src/engine/xattrs.ts skips the same): XFS shows its ACLs
-// to root a second time as trusted.SGI_ACL_*, and security.evm is a
-// signature only the kernel that made it may write.
-bool NotCopied(const std::string &name) {
-  return name.rfind("trusted.SGI_", 0) == 0 || name.rfind("xfsroot.", 0) == 0 || name == "security.evm";
-}
-
 // Attributes onto kernel path: the first tolerated failure is the result
 // (the rest are still tried), any other failure stops.
 long SetXattrs(const std::string &path, const Xattrs &xattrs, bool tolerant) {

@@ -192,49 +192,6 @@ Napi::Value ReadFiles(const Napi::CallbackInfo &info) {
       });
 }
 
-// dataMap(path) -> [[offset, length], ...]: where a file has data, its
-// holes left out (SEEK_DATA/SEEK_HOLE; a filesystem without them: all data).
-long MapData(const std::string &path, std::vector<std::pair<int64_t, int64_t>> *out) {
-  long fd = lkl_sys_openat(kCwd, path.c_str(), LKL_O_RDONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
-  if (fd < 0) return fd;
-  struct lkl_stat st;
-  long ret = lkl_sys_fstat(fd, &st);
-  for (int64_t off = 0; ret >= 0 && off < st.st_size;) {
-    long data = lkl_sys_lseek(fd, off, LKL_SEEK_DATA);
-    if (data == -LKL_ENXIO) break;  // only a hole is left
-    if (data == -LKL_EINVAL) {
-      out->emplace_back(off, st.st_size - off);
-      break;
-    }
-    long hole = data < 0 ? data : lkl_sys_lseek(fd, data, LKL_SEEK_HOLE);
-    if (hole < 0) {
-      ret = hole;
-      break;
-    }
-    out->emplace_back(data, hole - data);
-    off = hole;
-  }
-  lkl_sys_close(fd);
-  return ret < 0 ? ret : 0;
-}
-
-Napi::Value DataMap(const Napi::CallbackInfo &info) {
-  std::string path = PathArg(info, 0);
-  auto map = std::make_shared<std::vector<std::pair<int64_t, int64_t>>>();
-  return Submit(
-      info.Env(), "lseek", path, [=] { return MapData(path, map.get()); },
-      [map](Napi::Env env, long) {
-        Napi::Array a = Napi::Array::New(env, map->size());
-        for (size_t i = 0; i < map->size(); i++) {
-          Napi::Array pair = Napi::Array::New(env, 2);
-          pair.Set(0u, Napi::Number::New(env, (*map)[i].first));
-          pair.Set(1u, Napi::Number::New(env, (*map)[i].second));
-          a.Set(i, pair);
-        }
-        return a;
-      });
-}
-
 Napi::Value Mkdir(const Napi::CallbackInfo &info) {
   std::string path = PathArg(info, 0);
   long mode = IntArg(info, 1);
@@ -349,7 +306,7 @@ void RegisterPaths(Napi::Env env, Napi::Object exports) {
       {"mkdir", Mkdir},     {"symlink", Symlink},   {"link", Link},           {"mknod", Mknod},
       {"lchown", Lchown},   {"chmod", Chmod},       {"lutimes", Lutimes},     {"lsetxattr", Lsetxattr},
       {"unlink", Unlink},   {"rmdir", Rmdir},       {"rename", Rename},       {"statfs", Statfs},
-      {"sync", Sync},       {"dataMap", DataMap},   {"readFiles", ReadFiles},
+      {"sync", Sync},       {"readFiles", ReadFiles},
   };
   for (auto &f : fns) exports.Set(f.name, Napi::Function::New(env, f.fn, f.name));
 }

@@ -39,6 +39,22 @@ long CollectXattrs(List list, Get get, Xattrs *out) {
   return 0;
 }
 
+// Attributes that are no file's own, left out of copies as cp -a leaves
+// them out (attr's xattr.conf; src/engine/xattrs.ts says the same): XFS
+// shows its ACLs to root a second time as trusted.SGI_ACL_*, and
+// security.evm is a signature only the kernel that made it may write.
+inline bool NotCopied(const std::string &name) {
+  return name.rfind("trusted.SGI_", 0) == 0 || name.rfind("xfsroot.", 0) == 0 || name == "security.evm";
+}
+
+// A file's own attribute, in a namespace Linux can set (not, say, ntfs3's
+// $LXUID): what a copy or an archive carries.
+inline bool FileOwn(const std::string &name) {
+  for (const char *ns : {"user.", "trusted.", "security.", "system."})
+    if (name.rfind(ns, 0) == 0) return !NotCopied(name);
+  return false;
+}
+
 // Every extended attribute of a host path (host.cc).
 long ReadHostXattrs(const std::string &path, Xattrs *out);
 

@@ -3,8 +3,7 @@ import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { argument, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { writeTar, type TarOptions, type TarResult, type WriteArchive } from '../engine/tar-out.js';
-import { contextLine } from '../engine/selinux-contexts.js';
-import { resolve, type ImageEntry } from '../engine/walk-image.js';
+import { resolve } from '../engine/walk-image.js';
 import { kindOf } from '../engine/modes.js';
 import { counts } from '../cli/progress.js';
 import { LklfsError, UsageError } from '../errors.js';
@@ -65,11 +64,7 @@ everything with
         if (contexts === undefined) return archiveTo(archive, mount, opts);
         const list = new LineFile(await JobFile.create(contexts));
         return list.file.during(async () => {
-          const archived = (e: ImageEntry) => {
-            const line = contextLine(e, root);
-            return line && list.add(line);
-          };
-          const r = await archiveTo(archive, mount, { ...opts, archived });
+          const r = await archiveTo(archive, mount, { ...opts, contexts: (lines) => list.add(lines) });
           await list.flush();
           return r;
         });
@@ -172,9 +167,9 @@ class LineFile {
 
   constructor(readonly file: JobFile) {}
 
-  async add(line: Buffer): Promise<void> {
-    this.lines.push(line);
-    this.size += line.length;
+  async add(lines: Buffer): Promise<void> {
+    this.lines.push(lines);
+    this.size += lines.length;
     if (this.size >= 64 << 10) await this.flush();
   }
 

@@ -1,6 +1,7 @@
 /**
- * Which extended attributes a copy out of an image carries (to the host or
- * into a tar archive): the file's own, in a namespace Linux can set. Left
+ * Which extended attributes a copy out of an image carries (to the host;
+ * into a tar archive, native/src/xattrs.h's FileOwn decides the same way):
+ * the file's own, in a namespace Linux can set. Left
  * out, as cp -a leaves them out (attr's xattr.conf): XFS's second copy of
  * its ACLs as trusted.SGI_ACL_* (copied, it would be a stray ACL) and its
  * old xfsroot.* names, security.evm (a signature only the kernel that made

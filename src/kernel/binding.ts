@@ -45,6 +45,26 @@ export interface DirEntry {
   data?: Buffer;
 }
 
+export interface TarBatch {
+  /** The archive's next bytes fill the Buffer's first used bytes. */
+  used: number;
+  /** The archive is complete. */
+  done: boolean;
+  /** Non-zero: the next entry's headers alone need a Buffer this large. */
+  need: number;
+  /** Entries archived so far, and their file data in bytes. */
+  entries: number;
+  bytes: number;
+  /** Sockets left out so far (tar cannot hold them), and the first one's name. */
+  sockets: number;
+  socket?: Buffer;
+  /** A file no longer the size it had (and that size): the archive stops there. */
+  changed?: Buffer;
+  changedSize?: number;
+  /** With withContexts: "PATH CONTEXT\n" for each entry in these bytes that has an SELinux label. */
+  contexts?: Buffer;
+}
+
 export interface StatFs {
   type: number;
   blockSize: number;
@@ -165,8 +185,16 @@ export interface Binding {
    * the size given (the caller reads it the usual way and sees why).
    */
   readFiles(paths: Buffer[], sizes: number[]): Promise<(Buffer | null)[]>;
-  /** Where a file has data: [offset, length] pairs, holes left out. */
-  dataMap(path: KPath): Promise<[number, number][]>;
+  /**
+   * The tree at path as a POSIX tar archive, made by the binding
+   * (native/src/tar_out.cc): openTar starts it (files up to smallFile
+   * bytes are read whole; withContexts: SELinux labels listed too), each
+   * readTar fills the Buffer with its next bytes, closeTar ends it
+   * (always: it closes what the walk holds open). One readTar at a time.
+   */
+  openTar(path: KPath, smallFile: number, withContexts: boolean): number;
+  readTar(tar: number, into: Buffer): Promise<TarBatch>;
+  closeTar(tar: number): Promise<number>;
 
   open(path: KPath, flags: number, mode: number): Promise<number>;
   close(fd: number): Promise<number>;
