@@ -1,16 +1,17 @@
 /**
- * What every lklfs command shares: the image flags, booting the kernel,
- * mounting, and the way out. Whatever happens in the job (an error, ^C,
+ * What every command working on an image shares: the image flags, booting
+ * the kernel, mounting, and the way out. Whatever happens in the job (an error, ^C,
  * SIGTERM, SIGHUP), the filesystem is unmounted and the kernel halted
  * before the process exits, so a write job that fails still leaves a
  * consistent filesystem behind, and errors come out as one clear line and
  * an exit status (1: the job failed, 2: bad usage, 128 + the signal's
  * number: interrupted).
  */
-import { Command, Flags } from '@oclif/core';
+import { Flags } from '@oclif/core';
 import { constants } from 'node:os';
 import { DEFAULT_MEM_MIB, describe, Kernel, type BootOptions, type Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
+import { LklfsCommand } from './lklfs-command.js';
 import { probeFsType } from '../engine/probe.js';
 
 export const imageFlags = {
@@ -57,7 +58,7 @@ export interface JobContext {
   signal: AbortSignal;
 }
 
-export abstract class ImageCommand extends Command {
+export abstract class ImageCommand extends LklfsCommand {
   /**
    * Boots the kernel, runs job, then unmounts everything and halts, always;
    * SIGINT, SIGTERM and SIGHUP (a closed terminal) abort the job's signal.
@@ -109,14 +110,6 @@ export abstract class ImageCommand extends Command {
         );
       return job({ mount, signal });
     });
-  }
-
-  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
-    if (err instanceof LklfsError) {
-      if (err.exitCode !== 0) process.stderr.write(`lklfs ${this.id}: ${err.message}\n`);
-      this.exit(err.exitCode);
-    }
-    return super.catch(err);
   }
 }
 
