@@ -12,6 +12,9 @@ namespace {
 // mounted is unmounted cleanly.
 void AtExit(void *) {
   CancelAll();
+#ifdef LKLFS_FUSE
+  FuseShutdown();
+#endif
   QueueStop();
   KernelShutdown();
 }
@@ -34,6 +37,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterCopy(env, exports);
   RegisterHost(env, exports);
   RegisterBatch(env, exports);
+#ifdef LKLFS_FUSE
+  RegisterFuse(env, exports);
+#endif
   exports.Set("shutdown", Napi::Function::New(env, Shutdown, "shutdown"));
   return exports;
 }
