@@ -273,7 +273,10 @@ void Opened(fuse_req_t req, long fd, struct fuse_file_info *fi) {
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  long fd = lkl_sys_openat(LKL_AT_FDCWD, ProcPath(In(ino)).c_str(), OpenFlags(fi->flags), 0);
+  // The host has resolved the path (O_NOFOLLOW was for it): what is opened
+  // is this inode, by a link that must be followed.
+  int flags = OpenFlags(fi->flags) & ~O_NOFOLLOW;
+  long fd = lkl_sys_openat(LKL_AT_FDCWD, ProcPath(In(ino)).c_str(), flags, 0);
   if (fd < 0) {
     ReplyErr(req, fd);
     return;
@@ -391,32 +394,24 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   lib->fuse_reply_open(req, fi);
 }
 
-// One buffer of entries from off (the cookie of the first one), as the
-// kernel's getdents64 gives them, with attributes and a reference each
-// for readdirplus (not for . and ..).
-void ReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus) {
-  auto *dir = reinterpret_cast<DirHandle *>(fi->fh);
+// Fills out (size bytes) with entries from off (the cookie of the first),
+// as the kernel's getdents64 gives them, with attributes and a reference
+// each for readdirplus (not for . and ..). The bytes used, or a negative
+// errno if there are none.
+long FillDir(fuse_req_t req, DirHandle *dir, char *out, size_t size, off_t off, bool plus) {
   std::lock_guard<std::mutex> hold(dir->lock);
   if (off != dir->pos) {
     long ret = lkl_sys_lseek(dir->fd, off, LKL_SEEK_SET);
-    if (ret < 0) {
-      ReplyErr(req, ret);
-      return;
-    }
+    if (ret < 0) return ret;
     dir->at = dir->end = 0;
     dir->pos = off;
   }
-  std::vector<char> &out = ReadBuffer(size);
   size_t used = 0;
-  long err = 0;
   for (;;) {
     if (dir->at == dir->end) {
       long n = lkl_sys_getdents64(dir->fd, reinterpret_cast<struct lkl_linux_dirent64 *>(dir->buf.data()),
                                   dir->buf.size());
-      if (n <= 0) {
-        err = n;
-        break;
-      }
+      if (n <= 0) return n < 0 && used == 0 ? n : used;
       dir->at = 0;
       dir->end = n;
     }
@@ -428,29 +423,35 @@ void ReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, 
       struct fuse_entry_param e = {};
       if (!strcmp(name, ".") || !strcmp(name, "..")) {
         e.attr.st_ino = de->d_ino;
-        e.attr.st_mode = de->d_type << 12;
       } else if (long ret = Lookup(dir->fd, name, &e); ret < 0 && ret != -LKL_ENOENT) {
-        err = ret;
-        break;
+        return used ? used : ret;
       }
       // An entry removed since the listing is passed on without attributes.
       if (!e.attr.st_mode) e.attr.st_mode = de->d_type << 12;
-      len = lib->fuse_add_direntry_plus(req, out.data() + used, room, name, &e, de->d_off);
+      len = lib->fuse_add_direntry_plus(req, out + used, room, name, &e, de->d_off);
     } else {
       struct stat st = {};
       st.st_ino = de->d_ino;
       st.st_mode = de->d_type << 12;
-      len = lib->fuse_add_direntry(req, out.data() + used, room, name, &st, de->d_off);
+      len = lib->fuse_add_direntry(req, out + used, room, name, &st, de->d_off);
       if (len > room) break;
     }
     used += len;
     dir->at += de->d_reclen;
     dir->pos = de->d_off;
   }
-  if (err < 0 && used == 0)
-    ReplyErr(req, err);
+  return used;
+}
+
+// The reply goes out once the handle is let go: the host may release the
+// directory (and us free the handle) as soon as it has the reply.
+void ReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus) {
+  std::vector<char> &out = ReadBuffer(size);
+  long n = FillDir(req, reinterpret_cast<DirHandle *>(fi->fh), out.data(), size, off, plus);
+  if (n < 0)
+    ReplyErr(req, n);
   else
-    lib->fuse_reply_buf(req, out.data(), used);
+    lib->fuse_reply_buf(req, out.data(), n);
 }
 
 void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info *fi) {
