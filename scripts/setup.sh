@@ -9,6 +9,9 @@ missing=()
 need() { # need COMMAND PACKAGE
 	command -v "$1" >/dev/null 2>&1 || missing+=("$2")
 }
+need_file() { # need_file PATH PACKAGE
+	[ -e "$1" ] || missing+=("$2")
+}
 # Kernel build (and the Node binding: g++).
 need gcc gcc
 need g++ g++
@@ -20,6 +23,11 @@ need python3 python3
 need xz xz-utils
 need patch patch
 need rsync rsync
+# lklfs mount: libfuse3's headers to build the binding's FUSE side (the
+# library is loaded at mount time), fusermount3 to mount and unmount.
+need pkg-config pkg-config
+need_file /usr/include/fuse3/fuse_lowlevel.h libfuse3-dev
+need fusermount3 fuse3
 # Filesystem tools the tests create and check images with.
 need mkfs.ext4 e2fsprogs
 need mkfs.btrfs btrfs-progs
@@ -37,6 +45,9 @@ need mtype mtools
 need strace strace
 need mkntfs ntfs-3g
 need mkudffs udftools
+need git git
+# The mount benchmark's reference (bench/mount.mjs).
+need fuse2fs fuse2fs
 
 cache=${LKL_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/lklfs}
 have_source=$(ls "$cache"/dl/linux-source-6.12_*.deb 2>/dev/null | head -n 1 || true)

@@ -504,7 +504,7 @@ void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *va
   ReplyStatus(req, lkl_sys_setxattr(ProcPath(In(ino)).c_str(), name, value, size, flags));
 }
 
-// getxattr and listxattr: the size alone when asked with size 0.
+// getxattr: the size alone when asked with size 0.
 void ReplyXattr(fuse_req_t req, size_t size, const std::function<long(char *, size_t)> &get) {
   std::vector<char> &buf = ReadBuffer(size);
   long n = get(size ? buf.data() : nullptr, size);
@@ -521,9 +521,37 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   ReplyXattr(req, size, [&](char *buf, size_t len) { return lkl_sys_getxattr(path.c_str(), name, buf, len); });
 }
 
+// The names of path's attributes that the caller may see: trusted.* are
+// root's (the host checks reads and writes of them; listing is ours).
+long ListXattrs(const std::string &path, bool root, std::string *names) {
+  long n;
+  names->resize(4096);
+  while ((n = lkl_sys_listxattr(path.c_str(), names->data(), names->size())) == -LKL_ERANGE)
+    names->resize(names->size() * 4);
+  if (n < 0) return n;
+  names->resize(n);
+  if (root) return n;
+  std::string seen;
+  for (size_t at = 0; at < names->size();) {
+    size_t len = strlen(names->data() + at) + 1;
+    if (names->compare(at, 8, "trusted.") != 0) seen.append(*names, at, len);
+    at += len;
+  }
+  names->swap(seen);
+  return names->size();
+}
+
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  std::string path = ProcPath(In(ino));
-  ReplyXattr(req, size, [&](char *buf, size_t len) { return lkl_sys_listxattr(path.c_str(), buf, len); });
+  std::string names;
+  long n = ListXattrs(ProcPath(In(ino)), lib->fuse_req_ctx(req)->uid == 0, &names);
+  if (n < 0)
+    ReplyErr(req, n);
+  else if (size == 0)
+    lib->fuse_reply_xattr(req, n);
+  else if (static_cast<size_t>(n) > size)
+    lib->fuse_reply_err(req, ERANGE);
+  else
+    lib->fuse_reply_buf(req, names.data(), n);
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {

@@ -5,11 +5,11 @@
  * read-only mount that must not change a byte.
  */
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
-import { diffTrees, expectOk, lklfs, snapshot } from './cli.js';
+import { diffTrees, expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
 import { isRoot, makeRichTree } from './rich-tree.js';
 
 /** Why FUSE mounts cannot be tested here, if they cannot. */
@@ -171,4 +171,219 @@ describeFuse(`lklfs mount${unavailable ? ` (skipped: ${unavailable})` : ''}`, ()
         umount(mnt);
       }),
   );
+
+  need('mkfs.ext4', 'e2fsck', 'python3')(
+    'the calls tools rarely make: holes (SEEK_DATA/SEEK_HOLE, fallocate), rename flags, xattrs on symlinks, statfs, nanosecond times',
+    () =>
+      withMounts('mount-calls', (dir) => {
+        const img = image(dir, 'ext4.img', 128, ['mkfs.ext4', '-q', '-F', '-b', '4096']);
+        const mnt = join(dir, 'mnt');
+        mount(img, mnt);
+        const r = sh('python3', [join(repoRoot, 'test/cli/mount-calls.py'), mnt]);
+        const got = JSON.parse(r.stdout) as Record<string, unknown>;
+        const MiB = 1 << 20;
+        expect(got).toEqual({
+          // Data at 0 and at 5 MiB in an 8 MiB file.
+          seek: [0, 4096, 5 * MiB, 5 * MiB + 4096, 'ENXIO'],
+          // 1 MiB allocated at 1 MiB, then 4 KiB of it punched out.
+          blocksAfterFallocate: 2 * 8 + 2048,
+          blocksAfterPunch: 2 * 8 + 2048 - 8,
+          noreplace: 'EEXIST',
+          exchanged: ['second', 'first'],
+          whiteout: 'ok',
+          symlinkXattr: 'value',
+          userXattrOnSymlink: 'EPERM',
+          mtimeNs: '1234567890123456789',
+          statfs: expect.anything(),
+        });
+        umount(mnt);
+        sh('e2fsck', ['-fn', img]);
+        // statfs as the superblock has it once unmounted.
+        const sb = sh('dumpe2fs', ['-h', img]).stdout;
+        const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(sb)?.[1]);
+        expect(got.statfs).toEqual({
+          frsize: field('Block size'),
+          bfree: field('Free blocks'),
+          files: field('Inode count'),
+          ffree: field('Free inodes'),
+        });
+        // Nanoseconds are the image's, not the host's cache.
+        mount(img, mnt, '--ro');
+        expect(sh('stat', ['-c', '%.9Y', join(mnt, 'times')]).stdout.trim()).toBe('1234567890.123456789');
+        umount(mnt);
+      }),
+  );
+
+  need('mkfs.ext4', 'e2fsck', 'python3')(
+    'kill -9 of the daemon: fusermount3 -u frees the mount point; read-only, the image stays byte for byte; the next mount replays what fsync wrote',
+    () =>
+      withMounts('mount-kill', (dir) => {
+        const img = image(dir, 'ext4.img', 128, ['mkfs.ext4', '-q', '-F']);
+        const mnt = join(dir, 'mnt');
+        mount(img, mnt);
+        // One file fsynced (it must survive), a directory of others that may not.
+        sh('python3', ['-c', `import os
+fd = os.open("${mnt}/synced", os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"kept\\n" * 1000)
+os.fsync(fd)`]);
+        mkdirSync(join(mnt, 'unsynced'));
+        for (let i = 0; i < 50; i++) writeFileSync(join(mnt, 'unsynced', `f${i}`), 'x'.repeat(i * 100));
+        const [pid, ...more] = daemons(img, mnt);
+        expect(more).toEqual([]);
+        process.kill(pid as number, 'SIGKILL');
+        waitFor('the daemon to die', () => daemons(img, mnt).length === 0);
+        const ls = spawnSync('ls', [mnt], { encoding: 'utf8' });
+        // ECONNABORTED for what was in flight, ENOTCONN after.
+        expect(ls.stderr).toMatch(/Software caused connection abort|Transport endpoint is not connected/);
+        sh('fusermount3', ['-u', mnt]);
+        expect(isMounted(mnt)).toBe(false);
+
+        // Read-only: the journal is not replayed, nothing is written.
+        const before = sha256(img);
+        mkdirSync(mnt, { recursive: true });
+        const ro = lklfs(['mount', '--ro', img, mnt]);
+        expectOk(ro);
+        expect(ro.stderr).toMatch(/warning: .*ext4\.img was not unmounted cleanly/);
+        readdirSync(mnt);
+        const write = spawnSync('touch', [join(mnt, 'new')], { encoding: 'utf8' });
+        expect(write.stderr).toMatch(/Read-only file system/);
+        umount(mnt);
+        expect(sha256(img)).toBe(before);
+
+        // Read-write: replayed, and what fsync wrote is there.
+        mount(img, mnt);
+        expect(readFileSync(join(mnt, 'synced'), 'utf8')).toBe('kept\n'.repeat(1000));
+        umount(mnt);
+        sh('e2fsck', ['-fn', img]);
+      }),
+  );
+
+  need('mkfs.ext4', 'e2fsck')('SIGTERM to the daemon, even with the mount busy, writes back what the host cached and unmounts cleanly', () =>
+    withMounts('mount-term', (dir) => {
+      const img = image(dir, 'ext4.img', 128, ['mkfs.ext4', '-q', '-F']);
+      const mnt = join(dir, 'mnt');
+      const data = Buffer.alloc(20 << 20, 'lklfs');
+      for (const busy of [false, true]) {
+        mount(img, mnt);
+        writeFileSync(join(mnt, `data-${busy}`), data);
+        // A shell sitting in the mount keeps it busy: fusermount3 -u cannot take it.
+        const sitter = busy ? spawn('sleep', ['60'], { cwd: mnt, stdio: 'ignore' }) : undefined;
+        try {
+          const [pid] = daemons(img, mnt);
+          process.kill(pid as number, 'SIGTERM');
+          waitFor('the daemon to finish', () => daemons(img, mnt).length === 0);
+        } finally {
+          sitter?.kill('SIGKILL');
+        }
+        if (busy) spawnSync('fusermount3', ['-u', '-z', mnt]);
+        expect(isMounted(mnt)).toBe(false);
+        sh('e2fsck', ['-fn', img]);
+        const cat = lklfs(['cat', '-i', img, `/data-${busy}`]);
+        expectOk(cat);
+        expect(cat.stdout.equals(data)).toBe(true);
+      }
+    }));
+
+  need('mkfs.ext4', 'e2fsck')('-f stays in the foreground; ^C unmounts cleanly', async () => {
+    await inScratch('mount-foreground', async (dir) => {
+      const img = image(dir, 'ext4.img', 64, ['mkfs.ext4', '-q', '-F']);
+      const mnt = join(dir, 'mnt');
+      mkdirSync(mnt);
+      const r = await lklfsAsync(['mount', '-f', img, mnt], (child) => {
+        waitFor('the mount', () => isMounted(mnt));
+        writeFileSync(join(mnt, 'hello'), 'hello\n');
+        child.kill('SIGINT');
+      });
+      expectOk(r);
+      expect(isMounted(mnt)).toBe(false);
+      sh('e2fsck', ['-fn', img]);
+      expect(lklfs(['cat', '-i', img, '/hello']).stdout.toString()).toBe('hello\n');
+    });
+  });
+
+  for (const fs of [
+    { name: 'btrfs', size: 256, mkfs: ['mkfs.btrfs', '-q', '-f'], check: ['btrfs', 'check'] },
+    // xfs keeps ACLs as trusted.SGI_ACL_* attributes too, which root sees.
+    { name: 'xfs', size: 320, mkfs: ['mkfs.xfs', '-q', '-f'], check: ['xfs_repair', '-n'], extra: /^trusted\.SGI_ACL_/ },
+  ])
+    need(fs.mkfs[0] as string, fs.check[0] as string)(`${fs.name}: cp -a of a rich tree in and back the same; ${fs.check.join(' ')} clean`, () =>
+      withMounts(`mount-${fs.name}`, (dir) => {
+        const src = join(dir, 'src');
+        mkdirSync(src);
+        makeRichTree(src);
+        const img = image(dir, `${fs.name}.img`, fs.size, fs.mkfs);
+        const mnt = join(dir, 'mnt');
+        const inImage = () => {
+          const tree = snapshot(join(mnt, 'tree'));
+          for (const node of tree.values())
+            for (const name of Object.keys(node.xattrs)) if (fs.extra?.test(name)) delete node.xattrs[name];
+          return tree;
+        };
+        mount(img, mnt);
+        sh('cp', ['-a', src, join(mnt, 'tree')]);
+        expect(diffTrees(snapshot(src), inImage())).toEqual([]);
+        umount(mnt);
+        sh(fs.check[0] as string, [...fs.check.slice(1), img]);
+        mount(img, mnt, '--ro');
+        expect(diffTrees(snapshot(src), inImage())).toEqual([]);
+        umount(mnt);
+      }),
+    );
+
+  // Files made through the mount are their maker's, as on a local filesystem.
+  const user = ['--reuid=1000', '--regid=1000', '--clear-groups'];
+  const canDropRoot = isRoot && haveTool('setpriv') && haveTool('mkfs.ext4');
+  (canDropRoot ? test : test.skip)('allow_other: what another user makes is theirs, with their umask and set-group-ID directories; permissions enforced', () =>
+    withMounts('mount-user', (dir) => {
+      chmodSync(dir, 0o755);
+      const img = image(dir, 'ext4.img', 64, ['mkfs.ext4', '-q', '-F']);
+      const mnt = join(dir, 'mnt');
+      mount(img, mnt, '-o', 'allow_other');
+      mkdirSync(join(mnt, 'shared'), { mode: 0o777 });
+      chmodSync(join(mnt, 'shared'), 0o1777);
+      mkdirSync(join(mnt, 'group'));
+      sh('chgrp', ['100', join(mnt, 'group')]);
+      chmodSync(join(mnt, 'group'), 0o2777);
+      const r = spawnSync('setpriv', [...user, 'sh', '-c', `umask 027
+cd "$1" && touch shared/file && mkdir shared/dir && ln -s file shared/link && touch group/file && mkdir group/dir
+touch root-owned 2>&1`, 'user', mnt], { encoding: 'utf8' });
+      expect(r.stdout).toMatch(/'root-owned': Permission denied/);
+      const owners = (rel: string) => sh('stat', ['-c', '%u:%g %a', join(mnt, rel)]).stdout.trim();
+      expect(owners('shared/file')).toBe('1000:1000 640');
+      expect(owners('shared/dir')).toBe('1000:1000 750');
+      expect(owners('group/file')).toBe('1000:100 640');
+      expect(owners('group/dir')).toBe('1000:100 2750');
+      umount(mnt);
+      sh('e2fsck', ['-fn', img]);
+    }));
+
+  test('bad input: clear errors and exit statuses, nothing left mounted', () =>
+    withMounts('mount-errors', (dir) => {
+      const img = image(dir, 'ext4.img', 64, ['mkfs.ext4', '-q', '-F']);
+      const mnt = join(dir, 'mnt');
+      mkdirSync(mnt);
+      const noDir = lklfs(['mount', img, join(dir, 'nowhere')]);
+      expect(noDir.status).toBe(2);
+      expect(noDir.stderr).toBe(`lklfs mount: mount point ${join(dir, 'nowhere')}: ENOENT: no such file or directory\n`);
+      const fsname = lklfs(['mount', '-o', 'fsname=x', img, mnt]);
+      expect(fsname.status).toBe(2);
+      const unknown = lklfs(['mount', '-o', 'no_such_option', img, mnt]);
+      expect(unknown.status).toBe(1);
+      expect(unknown.stderr).toMatch(/^lklfs mount: cannot mount .* on .*mnt: unknown option.*no_such_option/);
+      expect(isMounted(mnt)).toBe(false);
+
+      mount(img, mnt);
+      mkdirSync(join(dir, 'mnt2'));
+      const busy = lklfs(['mount', img, join(dir, 'mnt2')]);
+      expect(busy.status).toBe(1);
+      expect(busy.stderr).toBe(`lklfs mount: image ${img} is in use: another process has it open\n`);
+      const notOurs = lklfs(['umount', '/']);
+      expect(notOurs.status).toBe(2);
+      expect(notOurs.stderr).toMatch(/^lklfs umount: \/ is not an lklfs mount \(it is /);
+      umount(mnt);
+      const notMounted = lklfs(['umount', mnt]);
+      expect(notMounted.status).toBe(2);
+      expect(notMounted.stderr).toBe(`lklfs umount: ${mnt} is not a mount point\n`);
+      sh('e2fsck', ['-fn', img]);
+    }));
 });
