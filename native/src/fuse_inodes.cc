@@ -1,7 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "fuse_inodes.h"
 
+#include <string>
+
 namespace lklfs {
+
+void OfferDataFd(Inode *inode, long fd) {
+  long none = -1;
+  if (!inode->data.compare_exchange_strong(none, fd)) lkl_sys_close(fd);
+}
+
+long DataFd(Inode *inode) {
+  long fd = inode->data.load();
+  if (fd >= 0) return fd;
+  // The inode's magic link opens the inode itself.
+  std::string path = "/proc/self/fd/" + std::to_string(inode->fd);
+  fd = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), LKL_O_RDWR | LKL_O_CLOEXEC, 0);
+  if (fd == -LKL_EROFS || fd == -LKL_EPERM || fd == -LKL_EACCES || fd == -LKL_ETXTBSY)
+    fd = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), LKL_O_RDONLY | LKL_O_CLOEXEC, 0);
+  if (fd < 0) return fd;
+  OfferDataFd(inode, fd);
+  return inode->data.load();
+}
+
+// Closes what the inode holds in the kernel.
+static void Release(Inode *inode) {
+  lkl_sys_close(inode->fd);
+  if (inode->data >= 0) lkl_sys_close(inode->data);
+}
 
 void Inodes::SetRoot(long fd, const struct lkl_stat &st) {
   root_.fd = fd;
@@ -44,18 +70,18 @@ void Inodes::Forget(fuse_ino_t id, uint64_t n) {
     if (inode == &root_ || (inode->lookups -= n) > 0) return;
     known_.erase({inode->dev, inode->ino});
   }
-  lkl_sys_close(inode->fd);
+  Release(inode);
   delete inode;
 }
 
 void Inodes::Clear() {
   std::lock_guard<std::mutex> hold(lock_);
   for (auto &k : known_) {
-    lkl_sys_close(k.second->fd);
+    Release(k.second);
     delete k.second;
   }
   known_.clear();
-  if (root_.fd >= 0) lkl_sys_close(root_.fd);
+  if (root_.fd >= 0) Release(&root_);
   root_.fd = -1;
 }
 

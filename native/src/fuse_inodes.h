@@ -4,11 +4,16 @@
 // renames and hard links, and its node id (what the host passes back) is
 // its address. One kernel inode, one node id: the host's page cache of a
 // file reached by two hard links is then one cache.
+//
+// The host opens and closes files without telling us (no-open: an open
+// costs it no request), so a file's data goes through one descriptor per
+// inode, opened on first use and kept as long as the inode.
 #pragma once
 
 #include "fuse_lib.h"
 #include "kernel_api.h"
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -19,8 +24,17 @@ namespace lklfs {
 struct Inode {
   long fd;  // O_PATH | O_NOFOLLOW, in the kernel
   uint64_t dev, ino;
-  uint64_t lookups = 0;  // the host's references (guarded by Inodes::lock)
+  uint64_t lookups = 0;       // the host's references (guarded by Inodes::lock)
+  std::atomic<long> data{-1};  // a regular file's data descriptor, see DataFd()
 };
+
+// inode's data descriptor: read-write, or read-only where nothing more is
+// allowed (a read-only filesystem, an immutable file); opened on first
+// use. A negative errno if it cannot be opened.
+long DataFd(Inode *inode);
+// Offers fd (open read-write) as inode's data descriptor: kept if it has
+// none yet, else closed.
+void OfferDataFd(Inode *inode, long fd);
 
 class Inodes {
  public:

@@ -123,13 +123,16 @@ void OpInit(void *, struct fuse_conn_info *conn) {
   // reads of what it wrote. Directory operations in parallel, listings
   // with attributes (the inodes are looked up anyway), ACLs enforced by the
   // host, and the umask ours to apply (a default ACL overrides it).
+  // Files opened and closed without a request each (no-open; a closed
+  // file's data is written back by the host, no flush needed either).
   conn->want |= conn->capable & (FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
                                  FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK |
-                                 FUSE_CAP_ASYNC_READ | FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_CACHE_SYMLINKS);
+                                 FUSE_CAP_ASYNC_READ | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_NO_OPEN_SUPPORT);
   // The host clears set-user-ID bits on writes and chown itself (our
   // kernel would not: its calls come from root); with nobody else writing
-  // the image, a changed mtime never means stale cached data.
-  conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_AUTO_INVAL_DATA);
+  // the image, a changed mtime never means stale cached data. O_TRUNC
+  // comes as a truncation of its own (without open requests, it must).
+  conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC);
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
   conn->max_background = 64;
@@ -183,7 +186,7 @@ struct __lkl__kernel_timespec SetTime(int to_set, int now, int given, const stru
   return {0, UTIME_OMIT};
 }
 
-void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *) {
   Inode *inode = In(ino);
   long ret = 0;
   if (to_set & FUSE_SET_ATTR_MODE) ret = lkl_sys_fchmodat2(inode->fd, "", attr->st_mode, LKL_AT_EMPTY_PATH);
@@ -192,8 +195,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, st
     unsigned gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : -1;
     ret = lkl_sys_fchownat(inode->fd, "", uid, gid, kEmptyPath);
   }
-  if (!ret && (to_set & FUSE_SET_ATTR_SIZE))
-    ret = fi ? lkl_sys_ftruncate(fi->fh, attr->st_size) : lkl_sys_truncate(ProcPath(inode).c_str(), attr->st_size);
+  if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) ret = lkl_sys_truncate(ProcPath(inode).c_str(), attr->st_size);
   if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                          FUSE_SET_ATTR_MTIME_NOW))) {
     struct __lkl__kernel_timespec ts[2] = {
@@ -254,41 +256,19 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t ne
   ReplyStatus(req, lkl_sys_renameat2(In(parent)->fd, name, In(newparent)->fd, newname, flags));
 }
 
-// Files open read-write whatever the caller asked: the host's writeback
-// cache reads around what it writes. It also keeps the end of an O_APPEND
-// file itself, and sends page-sized writes that O_DIRECT would refuse.
-int OpenFlags(int flags) {
-  if ((flags & O_ACCMODE) == O_WRONLY) flags = (flags & ~O_ACCMODE) | O_RDWR;
-  return (flags & ~(O_APPEND | O_DIRECT | O_NOCTTY)) | LKL_O_CLOEXEC;
-}
+// Files are not opened one by one (see fuse_inodes.h): ENOSYS tells the
+// host to open them without asking from now on, and to send no release.
+void OpOpen(fuse_req_t req, fuse_ino_t, struct fuse_file_info *) { lib->fuse_reply_err(req, ENOSYS); }
 
-void Opened(fuse_req_t req, long fd, struct fuse_file_info *fi) {
-  {
-    std::lock_guard<std::mutex> hold(state->handles_lock);
-    state->files.insert(fd);
-  }
-  fi->fh = fd;
-  // What the host cached of the file is still what the image holds.
-  fi->keep_cache = 1;
-}
-
-void OpOpen(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  // The host has resolved the path (O_NOFOLLOW was for it): what is opened
-  // is this inode, by a link that must be followed.
-  int flags = OpenFlags(fi->flags) & ~O_NOFOLLOW;
-  long fd = lkl_sys_openat(LKL_AT_FDCWD, ProcPath(In(ino)).c_str(), flags, 0);
-  if (fd < 0) {
-    ReplyErr(req, fd);
-    return;
-  }
-  Opened(req, fd, fi);
-  lib->fuse_reply_open(req, fi);
-}
-
+// A file made by create: open read-write whatever the caller asked (the
+// host's writeback cache reads around what it writes), and kept as the
+// inode's data descriptor (files are not opened one by one, see
+// fuse_inodes.h). The host keeps the end of an O_APPEND file itself.
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
   ActAs(req);
   Inode *dir = In(parent);
-  long fd = lkl_sys_openat(dir->fd, name, OpenFlags(fi->flags) | LKL_O_CREAT, mode);
+  int flags = (fi->flags & (O_EXCL | O_TRUNC | O_NOFOLLOW)) | LKL_O_CREAT | LKL_O_RDWR | LKL_O_CLOEXEC;
+  long fd = lkl_sys_openat(dir->fd, name, flags, mode);
   struct fuse_entry_param e;
   long ret = fd < 0 ? fd : Lookup(dir->fd, name, &e);
   if (ret < 0) {
@@ -296,16 +276,10 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
     ReplyErr(req, ret);
     return;
   }
-  Opened(req, fd, fi);
+  OfferDataFd(In(e.ino), fd);
+  fi->fh = 0;
+  fi->keep_cache = 1;
   lib->fuse_reply_create(req, &e, fi);
-}
-
-void OpRelease(fuse_req_t req, fuse_ino_t, struct fuse_file_info *fi) {
-  {
-    std::lock_guard<std::mutex> hold(state->handles_lock);
-    state->files.erase(fi->fh);
-  }
-  ReplyStatus(req, lkl_sys_close(fi->fh));
 }
 
 // Buffers for reads, one per serving thread: up to max_read (1 MiB).
@@ -315,11 +289,16 @@ std::vector<char> &ReadBuffer(size_t size) {
   return buf;
 }
 
-void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info *fi) {
+void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *) {
+  long fd = DataFd(In(ino));
+  if (fd < 0) {
+    ReplyErr(req, fd);
+    return;
+  }
   std::vector<char> &buf = ReadBuffer(size);
   size_t got = 0;
   while (got < size) {
-    long n = lkl_sys_pread64(fi->fh, buf.data() + got, size - got, off + got);
+    long n = lkl_sys_pread64(fd, buf.data() + got, size - got, off + got);
     if (n < 0) {
       ReplyErr(req, n);
       return;
@@ -328,14 +307,19 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file
     got += n;
   }
   // The host keeps the data in its own page cache.
-  DropCache(fi->fh, off, got);
+  DropCache(fd, off, got);
   lib->fuse_reply_buf(req, buf.data(), got);
 }
 
-void OpWrite(fuse_req_t req, fuse_ino_t, const char *data, size_t size, off_t off, struct fuse_file_info *fi) {
+void OpWrite(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off, struct fuse_file_info *) {
+  long fd = DataFd(In(ino));
+  if (fd < 0) {
+    ReplyErr(req, fd);
+    return;
+  }
   size_t done = 0;
   while (done < size) {
-    long n = lkl_sys_pwrite64(fi->fh, data + done, size - done, off + done);
+    long n = lkl_sys_pwrite64(fd, data + done, size - done, off + done);
     if (n < 0) {
       ReplyErr(req, n);
       return;
@@ -345,30 +329,31 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char *data, size_t size, off_t of
   lib->fuse_reply_write(req, done);
 }
 
-// Nothing to do at close: the host has sent the data already (a write
-// error is reported by the write itself).
-void OpFlush(fuse_req_t req, fuse_ino_t, struct fuse_file_info *) { lib->fuse_reply_err(req, 0); }
-
-void OpFsync(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info *fi) {
-  ReplyStatus(req, datasync ? lkl_sys_fdatasync(fi->fh) : lkl_sys_fsync(fi->fh));
+void OpFsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *) {
+  long fd = DataFd(In(ino));
+  if (fd >= 0) fd = datasync ? lkl_sys_fdatasync(fd) : lkl_sys_fsync(fd);
+  ReplyStatus(req, fd);
 }
 
-void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, struct fuse_file_info *fi) {
-  ReplyStatus(req, lkl_sys_fallocate(fi->fh, mode, off, len));
+void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *) {
+  long fd = DataFd(In(ino));
+  ReplyStatus(req, fd < 0 ? fd : lkl_sys_fallocate(fd, mode, off, len));
 }
 
-void OpLseek(fuse_req_t req, fuse_ino_t, off_t off, int whence, struct fuse_file_info *fi) {
-  long ret = lkl_sys_lseek(fi->fh, off, whence);
+void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *) {
+  long ret = DataFd(In(ino));
+  if (ret >= 0) ret = lkl_sys_lseek(ret, off, whence);
   if (ret < 0)
     ReplyErr(req, ret);
   else
     lib->fuse_reply_lseek(req, ret);
 }
 
-void OpCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, struct fuse_file_info *fi_in, fuse_ino_t,
-                     off_t off_out, struct fuse_file_info *fi_out, size_t len, int flags) {
+void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *, fuse_ino_t ino_out,
+                     off_t off_out, struct fuse_file_info *, size_t len, int flags) {
   lkl_loff_t in = off_in, out = off_out;
-  long ret = lkl_sys_copy_file_range(fi_in->fh, &in, fi_out->fh, &out, len, flags);
+  long fd_in = DataFd(In(ino_in)), fd_out = DataFd(In(ino_out));
+  long ret = fd_in < 0 ? fd_in : fd_out < 0 ? fd_out : lkl_sys_copy_file_range(fd_in, &in, fd_out, &out, len, flags);
   if (ret < 0)
     ReplyErr(req, ret);
   else
@@ -574,12 +559,11 @@ struct fuse_lowlevel_ops MakeOperations() {
   ops.unlink = OpUnlink;
   ops.rmdir = OpRmdir;
   ops.rename = OpRename;
+  // No release or flush: the host does without them (see OpInit).
   ops.open = OpOpen;
   ops.create = OpCreate;
-  ops.release = OpRelease;
   ops.read = OpRead;
   ops.write = OpWrite;
-  ops.flush = OpFlush;
   ops.fsync = OpFsync;
   ops.fallocate = OpFallocate;
   ops.lseek = OpLseek;
@@ -616,8 +600,6 @@ long PrepareFuseThread() {
 
 void CloseFuseHandles(FuseState *s) {
   std::lock_guard<std::mutex> hold(s->handles_lock);
-  for (long fd : s->files) lkl_sys_close(fd);
-  s->files.clear();
   for (DirHandle *dir : s->dirs) {
     lkl_sys_close(dir->fd);
     delete dir;

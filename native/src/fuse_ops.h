@@ -17,10 +17,9 @@ struct DirHandle;
 struct FuseState {
   const FuseLib *lib;
   Inodes inodes;
-  // Open files and directories, closed when the mount ends (the host sends
-  // no release for them once its connection is gone).
+  // Open directories, closed when the mount ends (the host sends no
+  // release for them once its connection is gone).
   std::mutex handles_lock;
-  std::set<long> files;
   std::set<DirHandle *> dirs;
 };
 

@@ -7,7 +7,7 @@
 //   fuseStop() -> the host's cached writes flushed, serving stopped
 //   fuseLog()  -> what libfuse said since the last call (why a mount failed)
 #include <fcntl.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,14 +33,26 @@ namespace {
 // help while some wait on the image; four keep the disk busy.
 constexpr size_t kThreads = 4;
 
+// libfuse's messages: kept while mounting (they say why a mount failed),
+// on stderr once mounted (-o debug, in the foreground).
 std::mutex log_lock;
 std::string log_text;
+bool log_kept = true;
 
 void LogFuse(enum fuse_log_level, const char *fmt, va_list ap) {
+  std::lock_guard<std::mutex> hold(log_lock);
+  if (!log_kept) {
+    vfprintf(stderr, fmt, ap);
+    return;
+  }
   char line[1024];
   vsnprintf(line, sizeof(line), fmt, ap);
-  std::lock_guard<std::mutex> hold(log_lock);
   if (log_text.size() < 16 * 1024) log_text += line;
+}
+
+void KeepLog(bool keep) {
+  std::lock_guard<std::mutex> hold(log_lock);
+  log_kept = keep;
 }
 
 struct Server {
@@ -68,8 +80,28 @@ void Wake(Server *s) {
   }
 }
 
+// What a thread waits on: requests (EPOLLEXCLUSIVE: one thread woken per
+// request, where poll() would wake them all) and the stop event.
+int WaitSet(Server *s) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return -errno;
+  struct epoll_event requests = {}, stop = {};
+  requests.events = EPOLLIN | EPOLLEXCLUSIVE;
+  requests.data.fd = s->fd;
+  stop.events = EPOLLIN;
+  stop.data.fd = s->stop;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &requests) < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, s->stop, &stop) < 0) {
+    int err = -errno;
+    close(ep);
+    return err;
+  }
+  return ep;
+}
+
 void Serve(Server *s) {
   long ret = PrepareFuseThread();
+  int ep = ret < 0 ? -1 : WaitSet(s);
+  if (ep < 0 && ret == 0) ret = ep;
   {
     std::lock_guard<std::mutex> hold(s->lock);
     s->prepared++;
@@ -79,15 +111,17 @@ void Serve(Server *s) {
   if (ret < 0) return;
   const FuseLib *lib = s->state.lib;
   struct fuse_buf buf = {};
-  struct pollfd fds[2] = {{s->fd, POLLIN, 0}, {s->stop, POLLIN, 0}};
   while (!lib->fuse_session_exited(s->session)) {
-    if (poll(fds, 2, -1) < 0 && errno != EINTR) break;
-    if (fds[1].revents) break;
+    struct epoll_event ev;
+    int ready = epoll_wait(ep, &ev, 1, -1);
+    if (ready < 0 && errno != EINTR) break;
+    if (ready > 0 && ev.data.fd == s->stop) break;
     int n = lib->fuse_session_receive_buf(s->session, &buf);
     if (n == -EINTR || n == -EAGAIN) continue;
     if (n <= 0) break;  // 0: unmounted
     lib->fuse_session_process_buf(s->session, &buf);
   }
+  close(ep);
   // However this thread stopped, the others stop too.
   Wake(s);
   free(buf.mem);
@@ -160,6 +194,7 @@ long Start(Server *s, const std::string &root, const std::vector<std::string> &a
     s->session = nullptr;
     return -EIO;
   }
+  KeepLog(false);
   s->fd = lib->fuse_session_fd(s->session);
   s->stop = eventfd(0, EFD_CLOEXEC);
   if (s->stop < 0 || fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK) < 0) return -errno;
@@ -186,6 +221,7 @@ Napi::Value FuseMount(const Napi::CallbackInfo &info) {
   return Submit(info.Env(), "mount", mountpoint, [=]() -> long {
     std::lock_guard<std::mutex> hold(server_lock);
     if (server) return -EBUSY;
+    KeepLog(true);
     auto s = std::make_shared<Server>();
     s->mountpoint = mountpoint;
     long ret = Start(s.get(), root, args);
