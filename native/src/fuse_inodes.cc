@@ -1,36 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0
 #include "fuse_inodes.h"
 
-#include <string>
+#include <fcntl.h>
+
+#include <cstring>
 
 namespace lklfs {
+namespace {
 
-void OfferDataFd(Inode *inode, long fd) {
-  long none = -1;
-  if (!inode->data.compare_exchange_strong(none, fd)) lkl_sys_close(fd);
+// struct file_handle is the same for the host's C library and the kernel
+// (lkl.h only declares it).
+struct lkl_file_handle *KernelHandle(void *handle) { return reinterpret_cast<struct lkl_file_handle *>(handle); }
+
+// The inode's magic link: opens the inode itself, whatever its names now.
+std::string MagicLink(long fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+void Unpin(Inode *inode) {
+  long pin = inode->pin.exchange(-1);
+  if (pin >= 0) lkl_sys_close(pin);
 }
 
-long DataFd(Inode *inode) {
-  long fd = inode->data.load();
-  if (fd >= 0) return fd;
-  // The inode's magic link opens the inode itself.
-  std::string path = "/proc/self/fd/" + std::to_string(inode->fd);
-  fd = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), LKL_O_RDWR | LKL_O_CLOEXEC, 0);
-  if (fd == -LKL_EROFS || fd == -LKL_EPERM || fd == -LKL_EACCES || fd == -LKL_ETXTBSY)
-    fd = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), LKL_O_RDONLY | LKL_O_CLOEXEC, 0);
-  if (fd < 0) return fd;
-  OfferDataFd(inode, fd);
-  return inode->data.load();
-}
-
-// Closes what the inode holds in the kernel.
-static void Release(Inode *inode) {
-  lkl_sys_close(inode->fd);
-  if (inode->data >= 0) lkl_sys_close(inode->data);
-}
+}  // namespace
 
 void Inodes::SetRoot(long fd, const struct lkl_stat &st) {
-  root_.fd = fd;
+  root_.pin = fd;
   root_.dev = st.st_dev;
   root_.ino = st.st_ino;
 }
@@ -43,24 +36,62 @@ fuse_ino_t Inodes::Id(Inode *inode) const {
   return inode == &root_ ? FUSE_ROOT_ID : static_cast<fuse_ino_t>(reinterpret_cast<uintptr_t>(inode));
 }
 
-Inode *Inodes::Remember(long fd, const struct lkl_stat &st) {
-  std::pair<uint64_t, uint64_t> key{st.st_dev, st.st_ino};
-  Inode *inode;
-  bool known;
+long Inodes::Remember(long fd, Inode **inode, struct lkl_stat *st) {
+  long ret = lkl_sys_newfstatat(fd, "", st, LKL_AT_EMPTY_PATH | LKL_AT_SYMLINK_NOFOLLOW);
+  std::string handle;
+  if (ret == 0) {
+    struct file_handle head = {};
+    char buf[sizeof(head) + MAX_HANDLE_SZ];
+    head.handle_bytes = MAX_HANDLE_SZ;
+    memcpy(buf, &head, sizeof(head));
+    int mount_id;
+    // Without one (EOPNOTSUPP: no file handles on this filesystem), the
+    // inode is pinned by fd.
+    if (lkl_sys_name_to_handle_at(fd, "", KernelHandle(buf), &mount_id, LKL_AT_EMPTY_PATH) == 0) {
+      memcpy(&head, buf, sizeof(head));
+      handle.assign(buf, sizeof(head) + head.handle_bytes);
+    }
+  }
+  if (ret < 0) {
+    lkl_sys_close(fd);
+    return ret;
+  }
+  std::pair<uint64_t, uint64_t> key{st->st_dev, st->st_ino};
+  bool keep_fd = false;
   {
     std::lock_guard<std::mutex> hold(lock_);
-    if (key.first == root_.dev && key.second == root_.ino) {
-      inode = &root_;
-      known = true;
-    } else {
+    Inode *found = &root_;
+    if (key != std::make_pair(root_.dev, root_.ino)) {
       auto at = known_.find(key);
-      known = at != known_.end();
-      inode = known ? at->second : (known_[key] = new Inode{fd, key.first, key.second});
+      if (at != known_.end()) {
+        found = at->second;
+      } else {
+        found = new Inode{key.first, key.second, 0, std::move(handle)};
+        if (found->handle.empty()) {
+          found->pin = fd;
+          keep_fd = true;
+        }
+        known_[key] = found;
+      }
     }
-    inode->lookups++;
+    found->lookups++;
+    *inode = found;
   }
-  if (known) lkl_sys_close(fd);
-  return inode;
+  if (!keep_fd) lkl_sys_close(fd);
+  return 0;
+}
+
+void Inodes::PinIfKnown(long dirfd, const char *name) {
+  long fd = lkl_sys_openat(dirfd, name, LKL_O_PATH | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
+  if (fd < 0) return;
+  struct lkl_stat st;
+  if (lkl_sys_newfstatat(fd, "", &st, LKL_AT_EMPTY_PATH | LKL_AT_SYMLINK_NOFOLLOW) == 0) {
+    std::lock_guard<std::mutex> hold(lock_);
+    auto at = known_.find({st.st_dev, st.st_ino});
+    long none = -1;
+    if (at != known_.end() && at->second->pin.compare_exchange_strong(none, fd)) return;
+  }
+  lkl_sys_close(fd);
 }
 
 void Inodes::Forget(fuse_ino_t id, uint64_t n) {
@@ -70,19 +101,36 @@ void Inodes::Forget(fuse_ino_t id, uint64_t n) {
     if (inode == &root_ || (inode->lookups -= n) > 0) return;
     known_.erase({inode->dev, inode->ino});
   }
-  Release(inode);
+  Unpin(inode);
   delete inode;
 }
 
 void Inodes::Clear() {
   std::lock_guard<std::mutex> hold(lock_);
   for (auto &k : known_) {
-    Release(k.second);
+    Unpin(k.second);
     delete k.second;
   }
   known_.clear();
-  if (root_.fd >= 0) Release(&root_);
-  root_.fd = -1;
+  Unpin(&root_);
+}
+
+long Inodes::Open(Inode *inode, int flags) {
+  flags |= LKL_O_CLOEXEC;
+  long pin = inode->pin;
+  if (pin >= 0) return lkl_sys_openat(LKL_AT_FDCWD, MagicLink(pin).c_str(), flags, 0);
+  // (The kernel only reads the handle.)
+  return lkl_sys_open_by_handle_at(root_.pin, KernelHandle(const_cast<char *>(inode->handle.data())), flags);
+}
+
+InodeFd::InodeFd(Inodes *inodes, Inode *inode, int flags) {
+  long pin = inode->pin;
+  owned_ = !(pin >= 0 && (flags & LKL_O_PATH));
+  fd_ = owned_ ? inodes->Open(inode, flags) : pin;
+}
+
+InodeFd::~InodeFd() {
+  if (owned_ && fd_ >= 0) lkl_sys_close(fd_);
 }
 
 }  // namespace lklfs

@@ -13,7 +13,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -47,6 +46,11 @@ constexpr int kEmptyPath = LKL_AT_EMPTY_PATH | LKL_AT_SYMLINK_NOFOLLOW;
 
 Inode *In(fuse_ino_t id) { return state->inodes.Get(id); }
 
+// The inode of id opened for this request (see InodeFd).
+struct Fd : InodeFd {
+  explicit Fd(fuse_ino_t id, int flags = LKL_O_PATH) : InodeFd(&state->inodes, In(id), flags) {}
+};
+
 void ReplyErr(fuse_req_t req, long ret) { lib->fuse_reply_err(req, ret < 0 ? -ret : ret); }
 
 void ReplyStatus(fuse_req_t req, long ret) { ReplyErr(req, ret < 0 ? ret : 0); }
@@ -71,32 +75,35 @@ struct stat HostStat(const struct lkl_stat &k) {
 
 long Stat(long fd, struct lkl_stat *st) { return lkl_sys_newfstatat(fd, "", st, kEmptyPath); }
 
-// An inode's O_PATH descriptor opened again for real, or named for the
-// calls that take paths (xattrs, truncate): the kernel's magic link to it.
-std::string ProcPath(const Inode *inode) { return "/proc/self/fd/" + std::to_string(inode->fd); }
+// A descriptor named for the calls that take paths (xattrs, truncate): the
+// kernel's magic link to it, which they follow to the inode itself (a
+// symlink's own included: the link it is is not followed further).
+std::string MagicLink(long fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-// Looks name up in directory dirfd; *e then holds one more reference to
-// its inode for the host.
-long Lookup(long dirfd, const char *name, struct fuse_entry_param *e) {
-  long fd = lkl_sys_openat(dirfd, name, LKL_O_PATH | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
-  if (fd < 0) return fd;
+// The entry for the inode fd is (taken); *e then holds one more reference
+// to it for the host.
+long Entry(long fd, struct fuse_entry_param *e) {
+  Inode *inode;
   struct lkl_stat st;
-  long ret = Stat(fd, &st);
-  if (ret < 0) {
-    lkl_sys_close(fd);
-    return ret;
-  }
+  long ret = state->inodes.Remember(fd, &inode, &st);
+  if (ret < 0) return ret;
   memset(e, 0, sizeof(*e));
-  e->ino = state->inodes.Id(state->inodes.Remember(fd, st));
+  e->ino = state->inodes.Id(inode);
   e->attr = HostStat(st);
   e->attr_timeout = e->entry_timeout = kCacheSeconds;
   return 0;
 }
 
-// After a call that made name in dir (ret: its result), the new entry.
-void ReplyMade(fuse_req_t req, Inode *dir, const char *name, long ret) {
+// Looks name up in directory dirfd, as Entry().
+long Lookup(long dirfd, const char *name, struct fuse_entry_param *e) {
+  long fd = lkl_sys_openat(dirfd, name, LKL_O_PATH | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
+  return fd < 0 ? fd : Entry(fd, e);
+}
+
+// After a call that made name in dirfd (ret: its result), the new entry.
+void ReplyMade(fuse_req_t req, long dirfd, const char *name, long ret) {
   struct fuse_entry_param e;
-  if (ret >= 0) ret = Lookup(dir->fd, name, &e);
+  if (ret >= 0) ret = Lookup(dirfd, name, &e);
   if (ret < 0)
     ReplyErr(req, ret);
   else
@@ -142,7 +149,8 @@ void OpInit(void *, struct fuse_conn_info *conn) {
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
   struct fuse_entry_param e;
-  long ret = Lookup(In(parent)->fd, name, &e);
+  Fd dir(parent);
+  long ret = dir.get() < 0 ? dir.get() : Lookup(dir.get(), name, &e);
   if (ret == -LKL_ENOENT) {
     // Absent names are cached too: they can only appear through us.
     memset(&e, 0, sizeof(e));
@@ -165,9 +173,9 @@ void OpForgetMulti(fuse_req_t req, size_t count, struct fuse_forget_data *forget
   lib->fuse_reply_none(req);
 }
 
-void ReplyAttr(fuse_req_t req, Inode *inode) {
+void ReplyAttr(fuse_req_t req, long fd) {
   struct lkl_stat st;
-  long ret = Stat(inode->fd, &st);
+  long ret = fd < 0 ? fd : Stat(fd, &st);
   if (ret < 0) {
     ReplyErr(req, ret);
     return;
@@ -176,7 +184,7 @@ void ReplyAttr(fuse_req_t req, Inode *inode) {
   lib->fuse_reply_attr(req, &host, kCacheSeconds);
 }
 
-void OpGetattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *) { ReplyAttr(req, In(ino)); }
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *) { ReplyAttr(req, Fd(ino).get()); }
 
 // (UTIME_NOW and UTIME_OMIT are not in the uapi headers; the values are
 // the same everywhere.)
@@ -187,31 +195,32 @@ struct __lkl__kernel_timespec SetTime(int to_set, int now, int given, const stru
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *) {
-  Inode *inode = In(ino);
-  long ret = 0;
-  if (to_set & FUSE_SET_ATTR_MODE) ret = lkl_sys_fchmodat2(inode->fd, "", attr->st_mode, LKL_AT_EMPTY_PATH);
+  Fd inode(ino);
+  long fd = inode.get(), ret = fd < 0 ? fd : 0;
+  if (!ret && (to_set & FUSE_SET_ATTR_MODE)) ret = lkl_sys_fchmodat2(fd, "", attr->st_mode, LKL_AT_EMPTY_PATH);
   if (!ret && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
     unsigned uid = (to_set & FUSE_SET_ATTR_UID) ? attr->st_uid : -1;
     unsigned gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : -1;
-    ret = lkl_sys_fchownat(inode->fd, "", uid, gid, kEmptyPath);
+    ret = lkl_sys_fchownat(fd, "", uid, gid, kEmptyPath);
   }
-  if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) ret = lkl_sys_truncate(ProcPath(inode).c_str(), attr->st_size);
+  if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) ret = lkl_sys_truncate(MagicLink(fd).c_str(), attr->st_size);
   if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                          FUSE_SET_ATTR_MTIME_NOW))) {
     struct __lkl__kernel_timespec ts[2] = {
         SetTime(to_set, FUSE_SET_ATTR_ATIME_NOW, FUSE_SET_ATTR_ATIME, attr->st_atim),
         SetTime(to_set, FUSE_SET_ATTR_MTIME_NOW, FUSE_SET_ATTR_MTIME, attr->st_mtim)};
-    ret = lkl_sys_utimensat(inode->fd, "", ts, kEmptyPath);
+    ret = lkl_sys_utimensat(fd, "", ts, kEmptyPath);
   }
   if (ret < 0)
     ReplyErr(req, ret);
   else
-    ReplyAttr(req, inode);
+    ReplyAttr(req, fd);
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   char target[4097];
-  long n = lkl_sys_readlinkat(In(ino)->fd, "", target, sizeof(target) - 1);
+  Fd link(ino);
+  long n = link.get() < 0 ? link.get() : lkl_sys_readlinkat(link.get(), "", target, sizeof(target) - 1);
   if (n < 0) {
     ReplyErr(req, n);
     return;
@@ -222,61 +231,72 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
 
 void OpMknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
   ActAs(req);
-  Inode *dir = In(parent);
-  ReplyMade(req, dir, name, lkl_sys_mknodat(dir->fd, name, mode, EncodeDev(major(rdev), minor(rdev))));
+  Fd dir(parent);
+  long fd = dir.get();
+  ReplyMade(req, fd, name, fd < 0 ? fd : lkl_sys_mknodat(fd, name, mode, EncodeDev(major(rdev), minor(rdev))));
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
   ActAs(req);
-  Inode *dir = In(parent);
-  ReplyMade(req, dir, name, lkl_sys_mkdirat(dir->fd, name, mode));
+  Fd dir(parent);
+  long fd = dir.get();
+  ReplyMade(req, fd, name, fd < 0 ? fd : lkl_sys_mkdirat(fd, name, mode));
 }
 
 void OpSymlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name) {
   ActAs(req);
-  Inode *dir = In(parent);
-  ReplyMade(req, dir, name, lkl_sys_symlinkat(target, dir->fd, name));
+  Fd dir(parent);
+  long fd = dir.get();
+  ReplyMade(req, fd, name, fd < 0 ? fd : lkl_sys_symlinkat(target, fd, name));
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name) {
-  Inode *dir = In(parent);
-  ReplyMade(req, dir, name, lkl_sys_linkat(In(ino)->fd, "", dir->fd, name, LKL_AT_EMPTY_PATH));
+  Fd dir(parent), inode(ino);
+  long ret = dir.get() < 0 ? dir.get() : inode.get();
+  if (ret >= 0) ret = lkl_sys_linkat(inode.get(), "", dir.get(), name, LKL_AT_EMPTY_PATH);
+  ReplyMade(req, dir.get(), name, ret);
 }
 
-void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  ReplyStatus(req, lkl_sys_unlinkat(In(parent)->fd, name, 0));
+// Removes name from parent; an inode the host still knows (open, perhaps)
+// lives on until it forgets it.
+void Remove(fuse_req_t req, fuse_ino_t parent, const char *name, int flags) {
+  Fd dir(parent);
+  long fd = dir.get();
+  if (fd >= 0) state->inodes.PinIfKnown(fd, name);
+  ReplyStatus(req, fd < 0 ? fd : lkl_sys_unlinkat(fd, name, flags));
 }
 
-void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  ReplyStatus(req, lkl_sys_unlinkat(In(parent)->fd, name, LKL_AT_REMOVEDIR));
-}
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char *name) { Remove(req, parent, name, 0); }
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char *name) { Remove(req, parent, name, LKL_AT_REMOVEDIR); }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname,
               unsigned int flags) {
-  ReplyStatus(req, lkl_sys_renameat2(In(parent)->fd, name, In(newparent)->fd, newname, flags));
+  Fd from(parent), to(newparent);
+  long ret = from.get() < 0 ? from.get() : to.get();
+  // What the rename replaces lives on as an unlinked file does.
+  if (ret >= 0 && !(flags & LKL_RENAME_EXCHANGE)) state->inodes.PinIfKnown(to.get(), newname);
+  if (ret >= 0) ret = lkl_sys_renameat2(from.get(), name, to.get(), newname, flags);
+  ReplyStatus(req, ret);
 }
 
 // Files are not opened one by one (see fuse_inodes.h): ENOSYS tells the
 // host to open them without asking from now on, and to send no release.
 void OpOpen(fuse_req_t req, fuse_ino_t, struct fuse_file_info *) { lib->fuse_reply_err(req, ENOSYS); }
 
-// A file made by create: open read-write whatever the caller asked (the
-// host's writeback cache reads around what it writes), and kept as the
-// inode's data descriptor (files are not opened one by one, see
-// fuse_inodes.h). The host keeps the end of an O_APPEND file itself.
+// Files are not kept open either: a request that needs the data opens
+// the inode for itself.
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
   ActAs(req);
-  Inode *dir = In(parent);
-  int flags = (fi->flags & (O_EXCL | O_TRUNC | O_NOFOLLOW)) | LKL_O_CREAT | LKL_O_RDWR | LKL_O_CLOEXEC;
-  long fd = lkl_sys_openat(dir->fd, name, flags, mode);
+  Fd dir(parent);
+  int flags = (fi->flags & (O_EXCL | O_TRUNC | O_NOFOLLOW)) | LKL_O_CREAT | LKL_O_WRONLY | LKL_O_CLOEXEC;
+  long fd = dir.get() < 0 ? dir.get() : lkl_sys_openat(dir.get(), name, flags, mode);
   struct fuse_entry_param e;
-  long ret = fd < 0 ? fd : Lookup(dir->fd, name, &e);
+  long ret = fd < 0 ? fd : Entry(fd, &e);
   if (ret < 0) {
-    if (fd >= 0) lkl_sys_close(fd);
     ReplyErr(req, ret);
     return;
   }
-  OfferDataFd(In(e.ino), fd);
   fi->fh = 0;
   fi->keep_cache = 1;
   lib->fuse_reply_create(req, &e, fi);
@@ -290,7 +310,8 @@ std::vector<char> &ReadBuffer(size_t size) {
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *) {
-  long fd = DataFd(In(ino));
+  Fd file(ino, LKL_O_RDONLY);
+  long fd = file.get();
   if (fd < 0) {
     ReplyErr(req, fd);
     return;
@@ -312,7 +333,8 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off, struct fuse_file_info *) {
-  long fd = DataFd(In(ino));
+  Fd file(ino, LKL_O_WRONLY);
+  long fd = file.get();
   if (fd < 0) {
     ReplyErr(req, fd);
     return;
@@ -330,18 +352,20 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *) {
-  long fd = DataFd(In(ino));
-  if (fd >= 0) fd = datasync ? lkl_sys_fdatasync(fd) : lkl_sys_fsync(fd);
-  ReplyStatus(req, fd);
+  Fd file(ino, LKL_O_RDONLY);
+  long fd = file.get();
+  ReplyStatus(req, fd < 0 ? fd : datasync ? lkl_sys_fdatasync(fd) : lkl_sys_fsync(fd));
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *) {
-  long fd = DataFd(In(ino));
+  Fd file(ino, LKL_O_WRONLY);
+  long fd = file.get();
   ReplyStatus(req, fd < 0 ? fd : lkl_sys_fallocate(fd, mode, off, len));
 }
 
 void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *) {
-  long ret = DataFd(In(ino));
+  Fd file(ino, LKL_O_RDONLY);
+  long ret = file.get();
   if (ret >= 0) ret = lkl_sys_lseek(ret, off, whence);
   if (ret < 0)
     ReplyErr(req, ret);
@@ -352,8 +376,9 @@ void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_
 void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *, fuse_ino_t ino_out,
                      off_t off_out, struct fuse_file_info *, size_t len, int flags) {
   lkl_loff_t in = off_in, out = off_out;
-  long fd_in = DataFd(In(ino_in)), fd_out = DataFd(In(ino_out));
-  long ret = fd_in < 0 ? fd_in : fd_out < 0 ? fd_out : lkl_sys_copy_file_range(fd_in, &in, fd_out, &out, len, flags);
+  Fd from(ino_in, LKL_O_RDONLY), to(ino_out, LKL_O_WRONLY);
+  long ret = from.get() < 0 ? from.get() : to.get();
+  if (ret >= 0) ret = lkl_sys_copy_file_range(from.get(), &in, to.get(), &out, len, flags);
   if (ret < 0)
     ReplyErr(req, ret);
   else
@@ -361,7 +386,7 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fus
 }
 
 void OpOpendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  long fd = lkl_sys_openat(In(ino)->fd, ".", LKL_O_RDONLY | LKL_O_DIRECTORY | LKL_O_CLOEXEC, 0);
+  long fd = state->inodes.Open(In(ino), LKL_O_RDONLY | LKL_O_DIRECTORY);
   if (fd < 0) {
     ReplyErr(req, fd);
     return;
@@ -465,7 +490,8 @@ void OpFsyncdir(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info 
 
 void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
   struct lkl_statfs k;
-  long ret = lkl_sys_fstatfs(In(ino)->fd, &k);
+  Fd inode(ino);
+  long ret = inode.get() < 0 ? inode.get() : lkl_sys_fstatfs(inode.get(), &k);
   if (ret < 0) {
     ReplyErr(req, ret);
     return;
@@ -482,28 +508,25 @@ void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
   lib->fuse_reply_statfs(req, &st);
 }
 
-// Extended attributes go by the inode's magic link, which the calls that
-// follow links resolve to the inode itself (a symlink's own attributes
-// included: the link is not followed further).
+// Extended attributes go by the inode's magic link (see MagicLink).
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
-  ReplyStatus(req, lkl_sys_setxattr(ProcPath(In(ino)).c_str(), name, value, size, flags));
+  Fd inode(ino);
+  long fd = inode.get();
+  ReplyStatus(req, fd < 0 ? fd : lkl_sys_setxattr(MagicLink(fd).c_str(), name, value, size, flags));
 }
 
 // getxattr: the size alone when asked with size 0.
-void ReplyXattr(fuse_req_t req, size_t size, const std::function<long(char *, size_t)> &get) {
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  Fd inode(ino);
   std::vector<char> &buf = ReadBuffer(size);
-  long n = get(size ? buf.data() : nullptr, size);
+  long n = inode.get();
+  if (n >= 0) n = lkl_sys_getxattr(MagicLink(n).c_str(), name, size ? buf.data() : nullptr, size);
   if (n < 0)
     ReplyErr(req, n);
   else if (size == 0)
     lib->fuse_reply_xattr(req, n);
   else
     lib->fuse_reply_buf(req, buf.data(), n);
-}
-
-void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  std::string path = ProcPath(In(ino));
-  ReplyXattr(req, size, [&](char *buf, size_t len) { return lkl_sys_getxattr(path.c_str(), name, buf, len); });
 }
 
 // The names of path's attributes that the caller may see: trusted.* are
@@ -527,8 +550,10 @@ long ListXattrs(const std::string &path, bool root, std::string *names) {
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Fd inode(ino);
   std::string names;
-  long n = ListXattrs(ProcPath(In(ino)), lib->fuse_req_ctx(req)->uid == 0, &names);
+  long n = inode.get();
+  if (n >= 0) n = ListXattrs(MagicLink(n), lib->fuse_req_ctx(req)->uid == 0, &names);
   if (n < 0)
     ReplyErr(req, n);
   else if (size == 0)
@@ -540,7 +565,9 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
-  ReplyStatus(req, lkl_sys_removexattr(ProcPath(In(ino)).c_str(), name));
+  Fd inode(ino);
+  long fd = inode.get();
+  ReplyStatus(req, fd < 0 ? fd : lkl_sys_removexattr(MagicLink(fd).c_str(), name));
 }
 
 struct fuse_lowlevel_ops MakeOperations() {

@@ -134,8 +134,10 @@ void ServeRequests(Server *s) {
   s->changed.notify_all();
 }
 
-// The kernel's /proc: open() of an inode's O_PATH descriptor goes through
-// its magic link. Lots of descriptors: one per inode the host knows.
+// The kernel's /proc: an inode's pinned descriptor is opened again, and
+// named to the calls that take paths, by its magic link. Room for many
+// descriptors: one per inode the host knows on a filesystem without file
+// handles.
 long PrepareKernel() {
   long ret = lkl_sys_mkdirat(LKL_AT_FDCWD, "/proc", 0555);
   if (ret < 0 && ret != -LKL_EEXIST) return ret;
@@ -175,7 +177,9 @@ long Start(Server *s, const std::string &root, const std::vector<std::string> &a
   lib->fuse_set_log_func(LogFuse);
   long ret = PrepareKernel();
   if (ret < 0) return ret;
-  long rootfd = lkl_sys_openat(LKL_AT_FDCWD, root.c_str(), LKL_O_PATH | LKL_O_DIRECTORY | LKL_O_CLOEXEC, 0);
+  // Opened for reading, not O_PATH: open_by_handle_at takes it as its
+  // mount's descriptor.
+  long rootfd = lkl_sys_openat(LKL_AT_FDCWD, root.c_str(), LKL_O_RDONLY | LKL_O_DIRECTORY | LKL_O_CLOEXEC, 0);
   if (rootfd < 0) return rootfd;
   struct lkl_stat st;
   ret = lkl_sys_newfstatat(rootfd, "", &st, LKL_AT_EMPTY_PATH);

@@ -72,7 +72,9 @@ needs user_allow_other in /etc/fuse.conf for it).`;
         const why = served.fuseLog().trim().replace(/^fuse: /gm, '');
         throw new LklfsError(`cannot mount ${image} on ${mountpoint}: ${why || describe(e)}`, 1, { cause: e });
       }
-      signal.addEventListener('abort', () => void stop(served, mountpoint), { once: true });
+      // A signal may have come while mounting: then it ends the mount now.
+      if (signal.aborted) void stop(served, mountpoint);
+      else signal.addEventListener('abort', () => void stop(served, mountpoint), { once: true });
       if (flags['notify-fd'] !== undefined) notifyReady(flags['notify-fd']);
       // A daemon holds no directory busy.
       process.chdir('/');

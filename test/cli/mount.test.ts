@@ -96,11 +96,13 @@ function mount(img: string, mnt: string, ...flags: string[]): void {
   expect(isMounted(mnt)).toBe(true);
 }
 
-function umount(mnt: string): void {
+function umount(mnt: string, img: string): void {
   expectOk(lklfs(['umount', mnt]));
   expect(isMounted(mnt)).toBe(false);
-  // The daemon is gone once umount returns.
-  expect(daemons(mnt)).toEqual([]);
+  // Once umount returns, the image is free for any other job (the daemon
+  // has unmounted it inside its kernel and closed it); the daemon exits.
+  sh('flock', ['--nonblock', '--exclusive', img, 'true']);
+  waitFor('the daemon to exit', () => daemons(mnt).length === 0);
 }
 
 /** A listing of a tar archive: what tar itself says is in it. */
@@ -161,14 +163,14 @@ describeFuse(`lklfs mount${unavailable ? ` (skipped: ${unavailable})` : ''}`, ()
 
         sh('rm', ['-rf', tree]);
         expect(readdirSync(mnt).sort()).toEqual(['lost+found', 'repo']);
-        umount(mnt);
+        umount(mnt, img);
         sh('e2fsck', ['-fn', img]);
 
         // What git wrote is in the image: mounted again, the repository checks.
         mount(img, mnt, '--ro');
         git(repo, 'fsck', '--strict');
         expect(git(repo, 'rev-parse', 'HEAD').trim()).toBe(head);
-        umount(mnt);
+        umount(mnt, img);
       }),
   );
 
@@ -196,7 +198,7 @@ describeFuse(`lklfs mount${unavailable ? ` (skipped: ${unavailable})` : ''}`, ()
           mtimeNs: '1234567890123456789',
           statfs: expect.anything(),
         });
-        umount(mnt);
+        umount(mnt, img);
         sh('e2fsck', ['-fn', img]);
         // statfs as the superblock has it once unmounted.
         const sb = sh('dumpe2fs', ['-h', img]).stdout;
@@ -210,7 +212,7 @@ describeFuse(`lklfs mount${unavailable ? ` (skipped: ${unavailable})` : ''}`, ()
         // Nanoseconds are the image's, not the host's cache.
         mount(img, mnt, '--ro');
         expect(sh('stat', ['-c', '%.9Y', join(mnt, 'times')]).stdout.trim()).toBe('1234567890.123456789');
-        umount(mnt);
+        umount(mnt, img);
       }),
   );
 
@@ -247,13 +249,13 @@ os.fsync(fd)`]);
         readdirSync(mnt);
         const write = spawnSync('touch', [join(mnt, 'new')], { encoding: 'utf8' });
         expect(write.stderr).toMatch(/Read-only file system/);
-        umount(mnt);
+        umount(mnt, img);
         expect(sha256(img)).toBe(before);
 
         // Read-write: replayed, and what fsync wrote is there.
         mount(img, mnt);
         expect(readFileSync(join(mnt, 'synced'), 'utf8')).toBe('kept\n'.repeat(1000));
-        umount(mnt);
+        umount(mnt, img);
         sh('e2fsck', ['-fn', img]);
       }),
   );
@@ -322,11 +324,11 @@ os.fsync(fd)`]);
         mount(img, mnt);
         sh('cp', ['-a', src, join(mnt, 'tree')]);
         expect(diffTrees(snapshot(src), inImage())).toEqual([]);
-        umount(mnt);
+        umount(mnt, img);
         sh(fs.check[0] as string, [...fs.check.slice(1), img]);
         mount(img, mnt, '--ro');
         expect(diffTrees(snapshot(src), inImage())).toEqual([]);
-        umount(mnt);
+        umount(mnt, img);
       }),
     );
 
@@ -353,7 +355,7 @@ touch root-owned 2>&1`, 'user', mnt], { encoding: 'utf8' });
       expect(owners('shared/dir')).toBe('1000:1000 750');
       expect(owners('group/file')).toBe('1000:100 640');
       expect(owners('group/dir')).toBe('1000:100 2750');
-      umount(mnt);
+      umount(mnt, img);
       sh('e2fsck', ['-fn', img]);
     }));
 
@@ -380,7 +382,7 @@ touch root-owned 2>&1`, 'user', mnt], { encoding: 'utf8' });
       const notOurs = lklfs(['umount', '/']);
       expect(notOurs.status).toBe(2);
       expect(notOurs.stderr).toMatch(/^lklfs umount: \/ is not an lklfs mount \(it is /);
-      umount(mnt);
+      umount(mnt, img);
       const notMounted = lklfs(['umount', mnt]);
       expect(notMounted.status).toBe(2);
       expect(notMounted.stderr).toBe(`lklfs umount: ${mnt} is not a mount point\n`);
