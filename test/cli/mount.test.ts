@@ -175,7 +175,7 @@ describeFuse(`lklfs mount${unavailable ? ` (skipped: ${unavailable})` : ''}`, ()
   );
 
   need('mkfs.ext4', 'e2fsck', 'python3')(
-    'the calls tools rarely make: holes (SEEK_DATA/SEEK_HOLE, fallocate), rename flags, xattrs on symlinks, statfs, nanosecond times',
+    'the calls tools rarely make: holes (SEEK_DATA/SEEK_HOLE, fallocate), rename flags, xattrs on symlinks, a file unlinked while open, statfs, nanosecond times',
     () =>
       withMounts('mount-calls', (dir) => {
         const img = image(dir, 'ext4.img', 128, ['mkfs.ext4', '-q', '-F', '-b', '4096']);
@@ -196,6 +196,7 @@ describeFuse(`lklfs mount${unavailable ? ` (skipped: ${unavailable})` : ''}`, ()
           symlinkXattr: 'value',
           userXattrOnSymlink: 'EPERM',
           mtimeNs: '1234567890123456789',
+          unlinkedOpen: ['still here!', 0],
           statfs: expect.anything(),
         });
         umount(mnt, img);
@@ -331,6 +332,30 @@ os.fsync(fd)`]);
         umount(mnt, img);
       }),
     );
+
+  // exfat has no file handles: its inodes are held open while the host knows them.
+  need('mkfs.exfat', 'fsck.exfat', 'diff')('exfat: a tree in and out, a file unlinked while open; fsck.exfat clean', () =>
+    withMounts('mount-exfat', (dir) => {
+      const img = image(dir, 'exfat.img', 64, ['mkfs.exfat']);
+      const mnt = join(dir, 'mnt');
+      mount(img, mnt);
+      sh('cp', ['-r', join(repoRoot, 'src'), join(mnt, 'src')]);
+      sh('diff', ['-r', join(repoRoot, 'src'), join(mnt, 'src')]);
+      sh('python3', ['-c', `import os
+fd = os.open("${mnt}/doomed", os.O_RDWR | os.O_CREAT)
+os.write(fd, b"still here")
+os.unlink("${mnt}/doomed")
+os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+assert os.pread(fd, 100, 0) == b"still here"`]);
+      sh('mv', [join(mnt, 'src'), join(mnt, 'moved')]);
+      umount(mnt, img);
+      sh('fsck.exfat', ['-n', img]);
+      mount(img, mnt, '--ro');
+      sh('diff', ['-r', join(repoRoot, 'src'), join(mnt, 'moved')]);
+      expect(readdirSync(mnt)).toEqual(['moved']);
+      umount(mnt, img);
+    }));
 
   // Files made through the mount are their maker's, as on a local filesystem.
   const user = ['--reuid=1000', '--regid=1000', '--clear-groups'];
