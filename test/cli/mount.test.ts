@@ -357,6 +357,21 @@ assert os.pread(fd, 100, 0) == b"still here"`]);
       umount(mnt, img);
     }));
 
+  need('mksquashfs', 'diff')('squashfs: mounted --ro, the tree reads back; without --ro, a clear error', () =>
+    withMounts('mount-squashfs', (dir) => {
+      const img = join(dir, 'fs.squashfs');
+      sh('mksquashfs', [join(repoRoot, 'src'), img, '-quiet', '-noappend']);
+      const mnt = join(dir, 'mnt');
+      mkdirSync(mnt);
+      const rw = lklfs(['mount', img, mnt]);
+      expect(rw.status).toBe(1);
+      expect(rw.stderr).toBe(`lklfs mount: cannot write to ${img}: the kernel mounted its squashfs filesystem read-only\n`);
+      expect(isMounted(mnt)).toBe(false);
+      mount(img, mnt, '--ro');
+      sh('diff', ['-r', join(repoRoot, 'src'), mnt]);
+      umount(mnt, img);
+    }));
+
   // Files made through the mount are their maker's, as on a local filesystem.
   const user = ['--reuid=1000', '--regid=1000', '--clear-groups'];
   const canDropRoot = isRoot && haveTool('setpriv') && haveTool('mkfs.ext4');
