@@ -73,8 +73,10 @@ fi
 bash lkl-build/build.sh
 
 # The Node binding links liblkl.a: rebuilt when it or its sources changed.
+# So is a binding built without FUSE once libfuse3's headers are there.
 addon=native/build/Release/lklfs.node
-if [ ! -f "$addon" ] || [ -n "$(find lkl-build/out/lib/liblkl.a native/src native/binding.gyp -newer "$addon" -print -quit)" ]; then
+if [ ! -f "$addon" ] || [ -n "$(find lkl-build/out/lib/liblkl.a native/src native/binding.gyp -newer "$addon" -print -quit)" ] ||
+	{ pkg-config --exists fuse3 2>/dev/null && ! grep -q fuseMount "$addon"; }; then
 	echo "setup: building the Node binding" >&2
 	npx node-gyp rebuild --directory native >/dev/null
 fi

@@ -31,7 +31,7 @@ const struct fuse_lowlevel_ops &FuseOperations(FuseState *state);
 // 0 or a negative errno.
 long PrepareFuseThread();
 
-// Closes what the host left open and every inode's descriptor.
+// Closes the directories the host left open and lets go of every inode.
 void CloseFuseHandles(FuseState *state);
 
 }  // namespace lklfs
