@@ -79,6 +79,10 @@ open(path('times'), 'w').close()
 os.utime(path('times'), ns=(1234567890123456789, 1234567890123456789))
 out['mtimeNs'] = str(os.stat(path('times')).st_mtime_ns)
 
+# (Before the next file, which is freed only once the host forgets it.)
+st = os.statvfs(root)
+out['statfs'] = {'frsize': st.f_frsize, 'bfree': st.f_bfree, 'files': st.f_files, 'ffree': st.f_ffree}
+
 # A file unlinked while open lives on: written back, dropped from the
 # host's cache, read again through the mount.
 fd = os.open(path('doomed'), os.O_RDWR | os.O_CREAT, 0o644)
@@ -90,6 +94,4 @@ os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 out['unlinkedOpen'] = [os.pread(fd, 100, 0).decode(), os.fstat(fd).st_nlink]
 os.close(fd)
 
-st = os.statvfs(root)
-out['statfs'] = {'frsize': st.f_frsize, 'bfree': st.f_bfree, 'files': st.f_files, 'ffree': st.f_ffree}
 print(json.dumps(out))
