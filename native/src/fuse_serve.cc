@@ -221,7 +221,11 @@ Napi::Value FuseMount(const Napi::CallbackInfo &info) {
   if (!info[2].IsArray()) throw Napi::TypeError::New(info.Env(), "argument 2 must be an array of strings");
   Napi::Array list = info[2].As<Napi::Array>();
   std::vector<std::string> args;
-  for (uint32_t i = 0; i < list.Length(); i++) args.push_back(list.Get(i).As<Napi::String>().Utf8Value());
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value arg = list.Get(i);
+    if (!arg.IsString()) throw Napi::TypeError::New(info.Env(), "argument 2 must be an array of strings");
+    args.push_back(arg.As<Napi::String>().Utf8Value());
+  }
   return Submit(info.Env(), "mount", mountpoint, [=]() -> long {
     std::lock_guard<std::mutex> hold(server_lock);
     if (server) return -EBUSY;
