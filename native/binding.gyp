@@ -25,7 +25,17 @@
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-fvisibility-inlines-hidden", "-Wall", "-Wextra", "-Werror"],
       "cflags_cc!": ["-fno-exceptions"],
-      "ldflags": ["-Wl,--exclude-libs,ALL", "-Wl,-z,noexecstack"]
+      "ldflags": ["-Wl,--exclude-libs,ALL", "-Wl,-z,noexecstack"],
+      "conditions": [
+        # lklfs mount: built where libfuse3's headers are (libfuse3-dev);
+        # the library itself is loaded at mount time, never linked.
+        ["'<!(pkg-config --exists fuse3 && echo yes || echo no)' == 'yes'", {
+          "sources": ["src/fuse_lib.cc", "src/fuse_inodes.cc", "src/fuse_ops.cc", "src/fuse_serve.cc"],
+          "include_dirs": ["<!@(pkg-config --cflags-only-I fuse3 | sed s/-I//g)"],
+          "defines": ["LKLFS_FUSE"],
+          "libraries": ["-ldl"]
+        }]
+      ]
     }
   ]
 }

@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 # runs (scripts/build-commands.txt, recorded from an execve trace, and the
 # scripts themselves; test/setup/host-tools.test.ts keeps this list in step
 # with both); a fresh Debian 12 has only its essential and required
-# packages, Node and npm. Test tools make and judge images in the tests
+# packages, Node and npm. The binding's FUSE side (lklfs mount) builds
+# against libfuse3's headers. Test tools make and judge images in the tests
 # (and time the benchmarks: GNU time, not the shell's keyword; tar2fs reads
-# zstd archives through the host's zstd, and its tests read bsdtar's).
+# zstd archives through the host's zstd, and its tests read bsdtar's;
+# lklfs mount needs fusermount3, its tests git, its benchmark fuse2fs).
 build_tools=(
 	gcc gcc
 	g++ g++
@@ -28,6 +30,8 @@ build_tools=(
 	ld binutils
 	nm binutils
 	objcopy binutils
+	pkg-config pkg-config
+	/usr/include/fuse3/fuse_lowlevel.h libfuse3-dev
 )
 test_tools=(
 	mkfs.ext4 e2fsprogs
@@ -50,12 +54,19 @@ test_tools=(
 	/usr/bin/time time
 	zstd zstd
 	bsdtar libarchive-tools
+	fusermount3 fuse3
+	git git
+	fuse2fs fuse2fs
 )
 
-# The packages of the tools in "$@" (pairs) whose command is missing.
+# The packages of the tools in "$@" (pairs) whose command (or, given as
+# an absolute path, file) is missing.
 missing_packages() {
 	while (($#)); do
-		command -v "$1" >/dev/null 2>&1 || echo "$2"
+		case $1 in
+		/*) [ -e "$1" ] || echo "$2" ;;
+		*) command -v "$1" >/dev/null 2>&1 || echo "$2" ;;
+		esac
 		shift 2
 	done | sort -u
 }

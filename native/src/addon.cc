@@ -12,6 +12,9 @@ namespace {
 // mounted is unmounted cleanly.
 void AtExit(void *) {
   CancelAll();
+#ifdef LKLFS_FUSE
+  FuseShutdown();
+#endif
   QueueStop();
   KernelShutdown();
 }
@@ -35,6 +38,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterHost(env, exports);
   RegisterBatch(env, exports);
   RegisterTarOut(env, exports);
+#ifdef LKLFS_FUSE
+  RegisterFuse(env, exports);
+#endif
   exports.Set("shutdown", Napi::Function::New(env, Shutdown, "shutdown"));
   return exports;
 }

@@ -176,9 +176,7 @@ long Run(const Op &op, Failure *failure) {
     case Code::Link:
       return lkl_sys_linkat(kCwd, b, kCwd, a, 0);
     case Code::Mknod: {
-      unsigned long major = op.n[1], minor = op.n[2];
-      unsigned long dev = (minor & 0xff) | (major << 8) | ((minor & ~0xffUL) << 12);
-      return lkl_sys_mknodat(kCwd, a, op.n[0], dev);
+      return lkl_sys_mknodat(kCwd, a, op.n[0], EncodeDev(op.n[1], op.n[2]));
     }
     case Code::Lchown:
       return lkl_sys_fchownat(kCwd, a, op.n[0], op.n[1], kNoFollow);

@@ -13,6 +13,12 @@ void RegisterCopy(Napi::Env env, Napi::Object exports);
 void RegisterHost(Napi::Env env, Napi::Object exports);
 void RegisterBatch(Napi::Env env, Napi::Object exports);
 void RegisterTarOut(Napi::Env env, Napi::Object exports);
+// FUSE mounts (fuse_serve.cc), in builds that had libfuse3's headers.
+void RegisterFuse(Napi::Env env, Napi::Object exports);
+
+// Node is exiting during a FUSE mount: the host's cached writes are taken
+// in, the mount ended and its files closed, before the kernel shuts down.
+void FuseShutdown();
 
 // Node is exiting with the kernel still up (the engine halts it itself;
 // this is for an exit in between): unmount what is mounted, so that every

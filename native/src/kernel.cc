@@ -115,6 +115,34 @@ Napi::Value AddDisk(const Napi::CallbackInfo &info) {
   });
 }
 
+// waitImage(imagePath, exclusive, timeoutMs) -> 1 once the image could be
+// locked as AddDisk locks it (shared: no writer has it; exclusive: nobody
+// has it), 0 if the time ran out first. The lock is let go at once: this
+// only waits for another process (a mount's daemon) to be done with it.
+Napi::Value WaitImage(const Napi::CallbackInfo &info) {
+  std::string path = PathArg(info, 0);
+  bool exclusive = BoolArg(info, 1);
+  int64_t timeout_ms = IntArg(info, 2);
+  return Submit(info.Env(), "flock", path, [=]() -> long {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    long ret = 0;
+    for (int64_t waited = 0; waited <= timeout_ms; waited += 20) {
+      if (flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) == 0) {
+        ret = 1;
+        break;
+      }
+      if (errno != EWOULDBLOCK) {
+        ret = -errno;
+        break;
+      }
+      usleep(20 * 1000);
+    }
+    close(fd);
+    return ret;
+  });
+}
+
 // mount(diskId, partition, fsType, readOnly, options) -> mount point
 Napi::Value Mount(const Napi::CallbackInfo &info) {
   long id = IntArg(info, 0), part = IntArg(info, 1);
@@ -230,6 +258,7 @@ void RegisterKernel(Napi::Env env, Napi::Object exports) {
   exports.Set("takeLog", Napi::Function::New(env, TakeLog, "takeLog"));
   exports.Set("echoLog", Napi::Function::New(env, EchoLog, "echoLog"));
   exports.Set("addDisk", Napi::Function::New(env, AddDisk, "addDisk"));
+  exports.Set("waitImage", Napi::Function::New(env, WaitImage, "waitImage"));
   exports.Set("mount", Napi::Function::New(env, Mount, "mount"));
   exports.Set("umount", Napi::Function::New(env, Umount, "umount"));
   exports.Set("removeDisk", Napi::Function::New(env, RemoveDisk, "removeDisk"));

@@ -19,6 +19,14 @@
 
 namespace lklfs {
 
+// Device numbers as the kernel's stat and mknod carry them (its
+// new_encode_dev() layout: 12 bits of major, 20 of minor, interleaved).
+inline unsigned long EncodeDev(unsigned long major, unsigned long minor) {
+  return (minor & 0xff) | (major << 8) | ((minor & ~0xffUL) << 12);
+}
+inline unsigned long DevMajor(unsigned long dev) { return (dev >> 8) & 0xfff; }
+inline unsigned long DevMinor(unsigned long dev) { return (dev & 0xff) | ((dev >> 12) & 0xfff00); }
+
 // Data read once, on its way out of the image, need not stay in the
 // kernel's page cache: dropped, its pages are what the next read reuses,
 // so the host memory behind the kernel's RAM stays small for a read job.

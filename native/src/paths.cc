@@ -214,9 +214,7 @@ Napi::Value Link(const Napi::CallbackInfo &info) {
 Napi::Value Mknod(const Napi::CallbackInfo &info) {
   std::string path = PathArg(info, 0);
   long mode = IntArg(info, 1);
-  unsigned long major = IntArg(info, 2), minor = IntArg(info, 3);
-  // The kernel's new_encode_dev().
-  unsigned long dev = (minor & 0xff) | (major << 8) | ((minor & ~0xffUL) << 12);
+  unsigned long dev = EncodeDev(IntArg(info, 2), IntArg(info, 3));
   return Submit(info.Env(), "mknod", path, [=] { return lkl_sys_mknodat(kCwd, path.c_str(), mode, dev); });
 }
 

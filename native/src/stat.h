@@ -35,10 +35,7 @@ Napi::Object StatFields(Napi::Env env, const Stat &st, unsigned long major, unsi
 }
 
 inline Napi::Object StatObject(Napi::Env env, const struct lkl_stat &st) {
-  // The kernel's new_encode_dev() layout of st_rdev.
-  unsigned long major = (st.st_rdev >> 8) & 0xfff;
-  unsigned long minor = (st.st_rdev & 0xff) | ((st.st_rdev >> 12) & 0xfff00);
-  Napi::Object o = StatFields(env, st, major, minor);
+  Napi::Object o = StatFields(env, st, DevMajor(st.st_rdev), DevMinor(st.st_rdev));
   o.Set("atimeNs", Nanoseconds(env, st.lkl_st_atime, st.st_atime_nsec));
   o.Set("mtimeNs", Nanoseconds(env, st.lkl_st_mtime, st.st_mtime_nsec));
   o.Set("ctimeNs", Nanoseconds(env, st.lkl_st_ctime, st.st_ctime_nsec));

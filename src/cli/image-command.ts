@@ -1,21 +1,20 @@
 /**
- * What every lklfs command shares: the image flags, booting the kernel,
- * mounting, and the way out. Whatever happens in the job (an error, ^C,
+ * What every command working on an image shares: the image flags, booting
+ * the kernel, mounting, and the way out. Whatever happens in the job (an error, ^C,
  * SIGTERM, SIGHUP), the filesystem is unmounted and the kernel halted
  * before the process exits, so a write job that fails still leaves a
  * consistent filesystem behind, and errors come out as one clear line and
  * an exit status (1: the job failed, 2: bad usage, 128 + the signal's
  * number: interrupted).
  */
-import { Command } from '@oclif/core/command';
 import * as Args from '@oclif/core/args';
 import type { Arg } from '@oclif/core/interfaces';
 import * as Flags from '@oclif/core/flags';
 import { constants } from 'node:os';
 import { DEFAULT_MEM_MIB, describe, Kernel, type BootOptions, type Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
+import { LklfsCommand } from './lklfs-command.js';
 import { probeFsType } from '../engine/probe.js';
-import { summary, withProgress } from './progress.js';
 
 export const imageFlags = {
   'filesystem-image': Flags.string({
@@ -89,10 +88,7 @@ export interface JobContext {
   signal: AbortSignal;
 }
 
-export abstract class ImageCommand extends Command {
-  // --json: run() returns the result object, printed as the JSON output.
-  static override enableJsonFlag = true;
-
+export abstract class ImageCommand extends LklfsCommand {
   /**
    * Boots the kernel, runs job, then unmounts everything and halts, always;
    * SIGINT, SIGTERM and SIGHUP (a closed terminal) abort the job's signal.
@@ -152,37 +148,6 @@ export abstract class ImageCommand extends Command {
         );
       return job({ mount, signal });
     });
-  }
-
-  /** A spinner while job runs and a summary after: on a terminal, and never with --json. */
-  protected progress<T>(label: string, job: (update: (text: string) => void) => Promise<T>): Promise<T> {
-    return withProgress(label, job, !this.jsonEnabled());
-  }
-
-  /** A job's last word for a person watching (with --json, the result says it). */
-  protected summary(line: string): void {
-    if (!this.jsonEnabled()) summary(line);
-  }
-
-  /** What a job left out: on stderr, or with --json in the result only. */
-  protected printWarnings(warnings: string[]): void {
-    if (!this.jsonEnabled()) for (const w of warnings) process.stderr.write(`lklfs ${this.id}: warning: ${w}\n`);
-  }
-
-  protected override async catch(err: Error & { exitCode?: number; code?: string; oclif?: { exit?: number } }): Promise<unknown> {
-    const exitCode = err instanceof LklfsError ? err.exitCode : err.oclif?.exit;
-    if (this.jsonEnabled() && exitCode !== undefined) {
-      // One JSON object on stdout, as a success would be; the exit status as without --json.
-      const cause = err.cause as { code?: unknown } | undefined;
-      const code = typeof cause?.code === 'string' ? cause.code : undefined;
-      if (exitCode !== 0) this.logJson({ error: { message: err.message, exitCode, ...(code ? { code } : {}) } });
-      this.exit(exitCode);
-    }
-    if (err instanceof LklfsError) {
-      if (err.exitCode !== 0) process.stderr.write(`lklfs ${this.id}: ${err.message}\n`);
-      this.exit(err.exitCode);
-    }
-    return super.catch(err);
   }
 }
 

@@ -144,6 +144,12 @@ export interface Binding {
   /** Also write each kernel message to stderr as it is printed. */
   echoLog(on: boolean): void;
   addDisk(image: KPath, readOnly: boolean): Promise<number>;
+  /**
+   * 1 once the image could be locked as addDisk locks it (exclusive: by
+   * nobody else; shared: by no writer), 0 if timeoutMs passed first. Works
+   * without booting: it waits for another process to let go of the image.
+   */
+  waitImage(image: KPath, exclusive: boolean, timeoutMs: number): Promise<number>;
   mount(disk: number, partition: number, fsType: string, readOnly: boolean, options: string): Promise<string>;
   umount(disk: number, partition: number): Promise<number>;
   /** Detaches an unmounted disk and closes its image (and its lock). */
@@ -268,6 +274,31 @@ export function packXattrs(xattrs: { name: Buffer; value: Buffer }[]): Buffer {
     parts.push(len, name, vlen, value);
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * FUSE mounts (native/src/fuse_serve.cc), in builds made where libfuse3's
+ * headers were; libfuse3 itself is loaded by the first fuseMount().
+ */
+export interface FuseBinding {
+  /**
+   * Mounts the kernel's directory root on the host's mountpoint and serves
+   * it on threads of the binding's own; args are libfuse's (-o ...). A
+   * failure is explained by fuseLog().
+   */
+  fuseMount(root: string, mountpoint: string, args: string[]): Promise<number>;
+  /** Settles once the mount is over (unmounted or stopped) and its files in the kernel are closed. */
+  fuseWait(): Promise<number>;
+  /** The host's cached writes flushed to the mount, then serving stopped (the host mount is detached). */
+  fuseStop(): Promise<number>;
+  /** libfuse's messages since the last call. */
+  fuseLog(): string;
+}
+
+/** The binding's FUSE side, or undefined if it was built without. */
+export function fuseBinding(native: Binding): FuseBinding | undefined {
+  const b = native as Binding & Partial<FuseBinding>;
+  return typeof b.fuseMount === 'function' ? (b as Binding & FuseBinding) : undefined;
 }
 
 /** An error from the kernel or the host, as the binding reports them. */

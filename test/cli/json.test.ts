@@ -9,6 +9,7 @@ import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
 import { expectOk, lklfs, snapshot, type CliResult } from './cli.js';
 import { makeRichTree } from './rich-tree.js';
+import { fuseUnavailable } from './fuse.js';
 
 const schemaDir = join(repoRoot, 'schemas');
 const ajv = new Ajv2020({ allErrors: true, strict: true });
@@ -151,5 +152,19 @@ describe('--json', () => {
       expect(output(shrink, 'grow').error.message).toMatch(/does not shrink/);
     }),
   );
-});
 
+  const noFuse = fuseUnavailable();
+  (noFuse === undefined && haveTool('mkfs.ext4') ? test : test.skip)(`mount and umount${noFuse ? ` (skipped: ${noFuse})` : ''}`, () =>
+    inScratch('json-mount', (dir) => {
+      const img = join(dir, 'fs.img');
+      const mnt = join(dir, 'mnt');
+      sh('truncate', ['-s', '64M', img]);
+      sh('mkfs.ext4', ['-q', img]);
+      sh('mkdir', [mnt]);
+      const mounted = output(lklfs(['mount', '--json', img, mnt]), 'mount');
+      expect(mounted).toEqual({ image: img, mountpoint: mnt, readOnly: false, served: 'daemon' });
+      const unmounted = output(lklfs(['umount', '--json', mnt]), 'umount');
+      expect(unmounted).toEqual({ mountpoint: mnt, image: img });
+      expect(sh('e2fsck', ['-fn', img], { allowFail: true }).status).toBe(0);
+    }));
+});

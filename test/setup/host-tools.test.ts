@@ -56,6 +56,8 @@ function ownerOf(file: string): string | undefined {
 
 /** The package a command on Debian's PATH comes from, through symlinks and alternatives. */
 function packageOf(command: string): string | undefined {
+  // A file setup checks by its path (a library's header).
+  if (command.startsWith('/') && !haveTool(command)) return ownerOf(command);
   const found = spawnSync('bash', ['-c', 'type -P "$1"', 'bash', command], { encoding: 'utf8', env: { PATH: DEBIAN_PATH } });
   let path = found.stdout.trim();
   for (let hops = 0; path.startsWith('/') && hops < 8; hops++) {
