@@ -30,7 +30,7 @@ build_tools=(
 	ld binutils
 	nm binutils
 	objcopy binutils
-	pkg-config pkg-config
+	pkg-config pkgconf
 	/usr/include/fuse3/fuse_lowlevel.h libfuse3-dev
 )
 test_tools=(

@@ -48,16 +48,17 @@ const DEBIAN_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 function ownerOf(file: string): string | undefined {
   const r = spawnSync('dpkg', ['-S', file], { encoding: 'utf8' });
   for (const line of r.stdout.split('\n')) {
-    const m = /^([^:]+): (.*)$/.exec(line);
-    if (m && !line.startsWith('diversion ') && m[2] === file) return (m[1] as string).split(',')[0]?.trim();
+    // "pkg: /path", "pkg:amd64: /path" (multi-arch), "a, b: /path" (shared).
+    const m = /^(.+?): (\/.*)$/.exec(line);
+    if (m && !line.startsWith('diversion ') && m[2] === file) return (m[1] as string).split(',')[0]?.trim().replace(/:[a-z0-9]+$/, '');
   }
   return undefined;
 }
 
 /** The package a command on Debian's PATH comes from, through symlinks and alternatives. */
 function packageOf(command: string): string | undefined {
-  // A file setup checks by its path (a library's header).
-  if (command.startsWith('/') && !haveTool(command)) return ownerOf(command);
+  // Given by its path: a library's header, GNU time (not the shell's keyword).
+  if (command.startsWith('/')) return ownerOf(command);
   const found = spawnSync('bash', ['-c', 'type -P "$1"', 'bash', command], { encoding: 'utf8', env: { PATH: DEBIAN_PATH } });
   let path = found.stdout.trim();
   for (let hops = 0; path.startsWith('/') && hops < 8; hops++) {
