@@ -96,10 +96,10 @@ export function sh(
   return r;
 }
 
-/** Runs fn in a fresh directory under test/.work, removed afterwards. */
-export async function inScratch<T>(prefix: string, fn: (dir: string) => T | Promise<T>): Promise<T> {
-  mkdirSync(workDir, { recursive: true });
-  const dir = mkdtempSync(join(workDir, `${prefix}-`));
+/** Runs fn in a fresh directory under test/.work (or base), removed afterwards. */
+export async function inScratch<T>(prefix: string, fn: (dir: string) => T | Promise<T>, base = workDir): Promise<T> {
+  mkdirSync(base, { recursive: true });
+  const dir = mkdtempSync(join(base, `${prefix}-`));
   try {
     return await fn(dir);
   } finally {
