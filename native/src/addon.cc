@@ -35,6 +35,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterHost(env, exports);
   RegisterBatch(env, exports);
   RegisterTarOut(env, exports);
+  RegisterTreeCopyIn(env, exports);
   exports.Set("shutdown", Napi::Function::New(env, Shutdown, "shutdown"));
   return exports;
 }

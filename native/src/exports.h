@@ -13,6 +13,7 @@ void RegisterCopy(Napi::Env env, Napi::Object exports);
 void RegisterHost(Napi::Env env, Napi::Object exports);
 void RegisterBatch(Napi::Env env, Napi::Object exports);
 void RegisterTarOut(Napi::Env env, Napi::Object exports);
+void RegisterTreeCopyIn(Napi::Env env, Napi::Object exports);
 
 // Node is exiting with the kernel still up (the engine halts it itself;
 // this is for an exit in between): unmount what is mounted, so that every

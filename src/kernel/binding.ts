@@ -136,6 +136,47 @@ export interface HostEntry {
   target?: Buffer;
 }
 
+/** TreeCopyIn's options. */
+export interface TreeCopyInOptions {
+  /** Owner and group for every entry; -1: the source's. */
+  uid: number;
+  gid: number;
+  xattrs: boolean;
+  /** Return each created entry's kernel path (for -v). */
+  listCreated: boolean;
+}
+
+/** What to do with the entry a step stopped at. */
+export type TreeResume = 'retry' | 'merge' | 'skip';
+
+export interface TreeStep {
+  /** Running totals of the whole copy. */
+  totals: { entries: number; files: number; bytes: number; hardlinks: number };
+  /** Metadata not kept: [what ("owner", "mode", ...), kernel path, negative errno]. */
+  warnings: [string, Buffer, number][];
+  /** Kernel paths created in this step, when listCreated. */
+  created: Buffer[];
+  /** Every entry copied. */
+  done: boolean;
+  /**
+   * Where the step stopped: the call that failed, on which path (a host
+   * path for a failure on the host side); create: the call that makes
+   * the entry, whose source has mode.
+   */
+  stop?: { errno: number; syscall: string; path: Buffer; create: boolean; mode: number };
+}
+
+/**
+ * Host trees copied into the kernel in steps of a few thousand entries,
+ * each one trip (native/src/tree_in.cc); the host side is walked and read
+ * ahead on a thread of its own from construction on.
+ */
+export interface TreeCopyIn {
+  step(resume?: TreeResume): Promise<TreeStep>;
+  /** Stops the walk and closes what is open; always called, last. */
+  close(): Promise<void>;
+}
+
 export interface Binding {
   boot(cmdline: string): Promise<number>;
   isRunning(): boolean;
@@ -247,6 +288,8 @@ export interface Binding {
    * not change until the promise settles.
    */
   batch(ops: BatchOp[]): Promise<BatchResult>;
+  /** [host path, kernel path] pairs: each host tree copied as that kernel path. */
+  TreeCopyIn: new (roots: [KPath, KPath][], options: TreeCopyInOptions) => TreeCopyIn;
   /** A host directory's entries sorted by name bytes, each with its lstat. */
   hostReaddirStat(path: KPath): Promise<HostEntry[]>;
   hostGetXattrs(path: KPath): Promise<Xattr[]>;
