@@ -146,7 +146,7 @@ class Writer {
     long ret;
     switch (e.kind) {
       case TreeEntry::Dir: {
-        if (resume != Resume::Merge && (ret = lkl_sys_mkdirat(at, name, 0700)) < 0)
+        if (resume != Resume::Merge && (ret = lkl_sys_mkdirat(at, name, mode & 0777)) < 0)
           return Stop(r, ret, "mkdir", path, true, mode);
         long fd = lkl_sys_openat(at, name, LKL_O_RDONLY | LKL_O_DIRECTORY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
         if (fd < 0) return Stop(r, fd, "open", path);
@@ -155,7 +155,7 @@ class Writer {
         return true;
       }
       case TreeEntry::File: {
-        long fd = lkl_sys_openat(at, name, LKL_O_WRONLY | LKL_O_CREAT | LKL_O_EXCL | LKL_O_CLOEXEC, 0600);
+        long fd = lkl_sys_openat(at, name, LKL_O_WRONLY | LKL_O_CREAT | LKL_O_EXCL | LKL_O_CLOEXEC, mode & 0777);
         if (fd < 0) return Stop(r, fd, "open", path, true, mode);
         bool ok = Data(e, fd, path, r) && Metadata(fd, at, e, path, r);
         ret = lkl_sys_close(fd);
@@ -213,8 +213,10 @@ class Writer {
   // Owner first (it clears set-id bits), then mode, then extended
   // attributes (a chown drops security.capability), times last: through
   // fd, or by name in directory at for what has none open (symlinks,
-  // device nodes). What the filesystem cannot hold (owners on vfat) is a
-  // warning, not a stop.
+  // device nodes). Owner and mode are set only where the new entry's
+  // differ (a root-owned tree needs neither): a change is a journaled
+  // inode update, a look is not. What the filesystem cannot hold (owners
+  // on vfat) is a warning, not a stop.
   bool Metadata(long fd, long at, const TreeEntry &e, const std::string &path, StepResult *r) {
     const char *name = e.name.c_str();
     auto kept = [&](long ret, const char *what, const char *syscall, bool owner = false) {
@@ -224,11 +226,18 @@ class Writer {
       r->warnings.push_back({what, path, ret});
       return true;
     };
+    struct lkl_stat now;
+    long ret = fd >= 0 ? lkl_sys_fstat(fd, &now) : lkl_sys_newfstatat(at, name, &now, kNoFollow);
+    if (ret < 0) return Stop(r, ret, "lstat", path);
     long uid = opts_.uid >= 0 ? opts_.uid : e.st.st_uid, gid = opts_.gid >= 0 ? opts_.gid : e.st.st_gid;
-    long ret = fd >= 0 ? lkl_sys_fchown(fd, uid, gid) : lkl_sys_fchownat(at, name, uid, gid, kNoFollow);
-    if (!kept(ret, "owner", "lchown", true)) return false;
-    if (!S_ISLNK(e.st.st_mode)) {
-      ret = fd >= 0 ? lkl_sys_fchmod(fd, e.st.st_mode & 07777) : lkl_sys_fchmodat(at, name, e.st.st_mode & 07777);
+    bool chown = now.st_uid != static_cast<unsigned long>(uid) || now.st_gid != static_cast<unsigned long>(gid);
+    if (chown) {
+      ret = fd >= 0 ? lkl_sys_fchown(fd, uid, gid) : lkl_sys_fchownat(at, name, uid, gid, kNoFollow);
+      if (!kept(ret, "owner", "lchown", true)) return false;
+    }
+    unsigned mode = e.st.st_mode & 07777;
+    if (!S_ISLNK(e.st.st_mode) && ((now.st_mode & 07777) != mode || (chown && (mode & 06000)))) {
+      ret = fd >= 0 ? lkl_sys_fchmod(fd, mode) : lkl_sys_fchmodat(at, name, mode);
       if (!kept(ret, "mode", "chmod")) return false;
     }
     if (opts_.xattrs) {

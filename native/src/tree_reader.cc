@@ -20,7 +20,7 @@ namespace {
 // descriptor, in pieces, holes kept (copy.cc).
 constexpr off_t kSmallFile = 4 << 20;
 // What may wait in the queue: data and names, entries, open files.
-constexpr size_t kQueueBytes = 16 << 20;
+constexpr size_t kQueueBytes = 8 << 20;
 constexpr size_t kQueueEntries = 8192;
 constexpr int kQueueFds = 64;
 // What an entry costs in the queue besides its data.
