@@ -28,10 +28,10 @@ const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'lkl
 process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
-function onTree(tree, shape, mem64) {
+function onTree(tree, shape, mem128) {
 	const imageMiB = imageSize(shape.bytes, shape.entries);
 	log(`${tree}: ${shape.entries} entries, ${(shape.bytes / 2 ** 20).toFixed(0)} MiB; image ${imageMiB} MiB`);
-	return { entries: shape.entries, mib: round(shape.bytes / 2 ** 20, 1), ...compareJobs(tree, work, { runs, imageMiB, mem64 }) };
+	return { entries: shape.entries, mib: round(shape.bytes / 2 ** 20, 1), ...compareJobs(tree, work, { runs, imageMiB, mem128 }) };
 }
 
 const result = {

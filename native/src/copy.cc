@@ -240,10 +240,6 @@ long CopyFileIn(const std::string &host, const std::string &path, long mode, Fai
   return ret < 0 ? ret : closed < 0 ? closed : st.st_size;
 }
 
-long CopyHostFdIn(int in, long fd, int64_t size, Failure *failure, const std::string &host, const std::string &path) {
-  return CopyData(kHost, in, kKernel, fd, size, failure, host, path);
-}
-
 long CopyFileOut(const std::string &path, const std::string &host, long mode, Failure *failure) {
   struct lkl_stat st;
   long in = lkl_sys_openat(LKL_AT_FDCWD, path.c_str(), LKL_O_RDONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);

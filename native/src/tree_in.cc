@@ -98,20 +98,23 @@ class Writer {
       if (!Apply(*e, resume, r)) break;
       resume = Resume::None;
       entries++;
-      bytes += e->kind == TreeEntry::File ? e->st.st_size : 0;
+      bytes += e->length;
       reader->Pop();
     }
     r->totals = totals_;
   }
 
-  // The directories still open (a copy that stopped).
+  // What is still open (a copy that stopped).
   void Close() {
+    if (file_.fd >= 0) lkl_sys_close(file_.fd);
+    file_.fd = -1;
     for (auto &d : dirs_) lkl_sys_close(d.fd);
     dirs_.clear();
   }
 
  private:
-  struct OpenDir {
+  // A directory or a file being written, and its entry, for its metadata.
+  struct Open {
     long fd;
     std::string path;
     TreeEntry entry;
@@ -131,11 +134,16 @@ class Writer {
   bool Apply(TreeEntry &e, Resume resume, StepResult *r) {
     if (e.kind == TreeEntry::Failed) return Stop(r, e.err, e.syscall, e.host);
     if (e.kind == TreeEntry::Leave) {
-      OpenDir &d = dirs_.back();
+      Open &d = dirs_.back();
       if (!Metadata(d.fd, kCwd, d.entry, d.path, r)) return false;
       lkl_sys_close(d.fd);
       dirs_.pop_back();
       return true;
+    }
+    if (e.kind == TreeEntry::Piece) return Write(e, r);
+    if (e.kind == TreeEntry::FileEnd) {
+      long ret = lkl_sys_ftruncate(file_.fd, e.offset);  // a trailing hole sets the size
+      return ret >= 0 ? EndFile(r) : Stop(r, ret, "ftruncate", file_.path);
     }
     // A refused entry left out (never a directory: its contents follow).
     if (resume == Resume::Skip) return true;
@@ -157,13 +165,10 @@ class Writer {
       case TreeEntry::File: {
         long fd = lkl_sys_openat(at, name, LKL_O_WRONLY | LKL_O_CREAT | LKL_O_EXCL | LKL_O_CLOEXEC, mode & 0777);
         if (fd < 0) return Stop(r, fd, "open", path, true, mode);
-        bool ok = Data(e, fd, path, r) && Metadata(fd, at, e, path, r);
-        ret = lkl_sys_close(fd);
-        if (ok && ret < 0) return Stop(r, ret, "close", path);
-        if (!ok) return false;
-        totals_.files++;
-        totals_.bytes += e.st.st_size;
-        break;
+        file_ = {fd, std::move(path), std::move(e)};
+        // Its data in pieces, then its end: the file stays open till then.
+        if (file_.entry.pieces) return true;
+        return Write(file_.entry, r) && EndFile(r);
       }
       case TreeEntry::Symlink:
         if ((ret = lkl_sys_symlinkat(e.target.c_str(), at, name)) < 0) return Stop(r, ret, "symlink", path, true, mode);
@@ -174,7 +179,7 @@ class Writer {
         totals_.files++;
         totals_.hardlinks++;
         break;
-      default: {
+      default: {  // device nodes, fifos, sockets
         // The kernel's new_encode_dev() layout.
         unsigned long major = major(e.st.st_rdev), minor = minor(e.st.st_rdev);
         unsigned long dev = (minor & 0xff) | (major << 8) | ((minor & ~0xffUL) << 12);
@@ -195,18 +200,26 @@ class Writer {
     if (opts_.list_created) r->created.push_back(path);
   }
 
-  // A file's data: what was read ahead, or copied from its descriptor.
-  bool Data(const TreeEntry &e, long fd, const std::string &path, StepResult *r) {
-    if (e.fd >= 0) {
-      Failure failure;
-      long ret = CopyHostFdIn(e.fd, fd, e.st.st_size, &failure, e.host, path);
-      return ret >= 0 || Stop(r, ret, failure.syscall, failure.path);
-    }
-    for (off_t put = 0; put < e.st.st_size;) {
-      long n = lkl_sys_write(fd, e.data.get() + put, e.st.st_size - put);
-      if (n < 0) return Stop(r, n, "write", path);
+  // Data read ahead, into the file being written.
+  bool Write(const TreeEntry &e, StepResult *r) {
+    for (size_t put = 0; put < e.length;) {
+      long n = lkl_sys_pwrite64(file_.fd, e.data + put, e.length - put, e.offset + put);
+      if (n < 0) return Stop(r, n, "write", file_.path);
       put += n;
     }
+    return true;
+  }
+
+  // The file being written gets its metadata and is closed.
+  bool EndFile(StepResult *r) {
+    bool ok = Metadata(file_.fd, kCwd, file_.entry, file_.path, r);
+    long ret = lkl_sys_close(file_.fd);
+    file_.fd = -1;
+    if (!ok) return false;
+    if (ret < 0) return Stop(r, ret, "close", file_.path);
+    totals_.files++;
+    totals_.bytes += file_.entry.st.st_size;
+    Created(file_.path, r);
     return true;
   }
 
@@ -261,7 +274,8 @@ class Writer {
 
   Options opts_;
   Totals totals_;
-  std::vector<OpenDir> dirs_;
+  std::vector<Open> dirs_;
+  Open file_{-1, {}, TreeEntry(TreeEntry::File)};
 };
 
 // The reader and the writer; the JS object and the trips in flight share it.

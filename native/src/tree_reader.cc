@@ -15,16 +15,12 @@
 namespace lklfs {
 namespace {
 
-// Regular files up to this size (and without holes) are read whole here;
-// bigger or sparse ones are copied by the kernel side from their open
-// descriptor, in pieces, holes kept (copy.cc).
-constexpr off_t kSmallFile = 4 << 20;
-// What may wait in the queue: data and names, entries, open files.
-constexpr size_t kQueueBytes = 8 << 20;
+// The data ring, and the biggest piece of data in it: a file up to that
+// size without holes is one entry, others one per piece of a data extent.
+constexpr size_t kRing = 4 << 20;
+constexpr size_t kPiece = 1 << 20;
+// Entries waiting: bounds the memory of names, targets and attributes.
 constexpr size_t kQueueEntries = 8192;
-constexpr int kQueueFds = 64;
-// What an entry costs in the queue besides its data.
-constexpr size_t kEntryBytes = sizeof(TreeEntry);
 
 long Errno(long ret) { return ret < 0 ? -errno : ret; }
 
@@ -34,16 +30,10 @@ long FdXattrs(int fd, Xattrs *out) {
                        out);
 }
 
-size_t Cost(const TreeEntry &e) {
-  size_t n = kEntryBytes + e.name.size() + e.target.size() + (e.data ? e.st.st_size : 0);
-  for (auto &x : e.xattrs) n += x.first.size() + x.second.size();
-  return n;
-}
-
 }  // namespace
 
 TreeReader::TreeReader(std::vector<TreeRoot> roots, bool xattrs)
-    : roots_(std::move(roots)), xattrs_(xattrs), thread_([this] { Run(); }) {}
+    : roots_(std::move(roots)), xattrs_(xattrs), ring_(new char[kRing]), thread_([this] { Run(); }) {}
 
 TreeReader::~TreeReader() {
   {
@@ -52,8 +42,6 @@ TreeReader::~TreeReader() {
   }
   moved_.notify_all();
   thread_.join();
-  for (auto &e : queue_)
-    if (e.fd >= 0) close(e.fd);
 }
 
 TreeEntry *TreeReader::Front() {
@@ -64,30 +52,29 @@ TreeEntry *TreeReader::Front() {
 
 void TreeReader::Pop() {
   std::lock_guard<std::mutex> hold(lock_);
-  TreeEntry &e = queue_.front();
-  bytes_ -= e.cost;
-  if (e.fd >= 0) {
-    close(e.fd);
-    fds_--;
-  }
+  if (queue_.front().ring_end) given_ = queue_.front().ring_end;
   queue_.pop_front();
   moved_.notify_all();
 }
 
+// length contiguous bytes of the ring, once given back; *end is where they
+// end, for Pop. nullptr when the walk is to stop.
+char *TreeReader::Take(size_t length, uint64_t *end) {
+  std::unique_lock<std::mutex> hold(lock_);
+  size_t at = taken_ % kRing;
+  size_t gap = at + length > kRing ? kRing - at : 0;  // the ring's end is too short: start over
+  moved_.wait(hold, [&] { return stop_ || Cancelled() || taken_ + gap + length - given_ <= kRing; });
+  if (stop_ || Cancelled()) return nullptr;
+  taken_ += gap + length;
+  *end = taken_;
+  return ring_.get() + (gap ? 0 : at);
+}
+
 // Queues e once there is room: false when the walk is to stop.
 bool TreeReader::Push(TreeEntry e) {
-  size_t cost = e.cost = Cost(e);
   std::unique_lock<std::mutex> hold(lock_);
-  moved_.wait(hold, [&] {
-    return stop_ || Cancelled() || queue_.empty() ||
-           (bytes_ + cost <= kQueueBytes && queue_.size() < kQueueEntries && (e.fd < 0 || fds_ < kQueueFds));
-  });
-  if (stop_ || Cancelled()) {
-    if (e.fd >= 0) close(e.fd);
-    return false;
-  }
-  bytes_ += cost;
-  if (e.fd >= 0) fds_++;
+  moved_.wait(hold, [&] { return stop_ || Cancelled() || queue_.size() < kQueueEntries; });
+  if (stop_ || Cancelled()) return false;
   queue_.push_back(std::move(e));
   moved_.notify_all();
   return true;
@@ -143,8 +130,7 @@ bool TreeReader::Visit(int dirfd, const std::string &name, const struct stat &st
         links_[{st.st_dev, st.st_ino}] = {kernel_, st.st_nlink - 1};
       }
       e.kind = TreeEntry::File;
-      if (!ReadFile(dirfd, name, &e)) return false;
-      return Push(std::move(e));
+      return VisitFile(dirfd, name, std::move(e));
     case S_IFLNK: {
       e.kind = TreeEntry::Symlink;
       e.target.resize(st.st_size + 1);
@@ -203,33 +189,51 @@ bool TreeReader::VisitDir(int dirfd, const std::string &name, TreeEntry e) {
   return going && Push(TreeEntry(TreeEntry::Leave));
 }
 
-// A small file's data into e, or its descriptor kept open.
-bool TreeReader::ReadFile(int dirfd, const std::string &name, TreeEntry *e) {
+// A regular file: one entry with its data, or for a big or sparse one
+// (holes are kept: SEEK_DATA/SEEK_HOLE) the entry, then its pieces.
+bool TreeReader::VisitFile(int dirfd, const std::string &name, TreeEntry e) {
   int fd = openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) return Fail(-errno, "open");
-  long ret = xattrs_ ? FdXattrs(fd, &e->xattrs) : 0;
-  if (ret < 0) {
-    close(fd);
-    return Fail(ret, "llistxattr");
-  }
-  off_t size = e->st.st_size;
-  bool sparse = e->st.st_blocks * 512 < size;
-  if (size > kSmallFile || sparse) {
-    e->fd = fd;
-    e->host = host_;
-    return true;
-  }
-  e->data.reset(new char[size]);
-  for (off_t got = 0; got < size;) {
-    ssize_t n = pread(fd, e->data.get() + got, size - got, got);
-    if (n <= 0) {
-      ret = n < 0 ? -errno : -EIO;  // EIO: the file shrank meanwhile
-      close(fd);
-      return Fail(ret, "read");
+  long ret = xattrs_ ? FdXattrs(fd, &e.xattrs) : 0;
+  int64_t size = e.st.st_size;
+  bool pieces = size > static_cast<int64_t>(kPiece) || e.st.st_blocks * 512 < size;
+  e.pieces = pieces;
+  bool going = ret >= 0 || Fail(ret, "llistxattr");
+  if (going && !pieces) going = ReadData(fd, 0, size, &e) && Push(std::move(e));
+  if (going && pieces) {
+    going = Push(std::move(e));
+    for (int64_t off = 0; going && off < size;) {
+      off_t data = lseek(fd, off, SEEK_DATA);
+      if (data < 0 && errno == ENXIO) break;  // only a hole is left
+      off_t hole = data < 0 ? size : lseek(fd, data, SEEK_HOLE);
+      if (data < 0) data = off;  // no SEEK_DATA here: all is data
+      if (hole < 0 || hole > size) hole = size;
+      for (off = data; going && off < hole; off += kPiece) {
+        TreeEntry piece(TreeEntry::Piece);
+        going = ReadData(fd, off, std::min<int64_t>(kPiece, hole - off), &piece) && Push(std::move(piece));
+      }
+      off = std::min<int64_t>(off, hole);
     }
-    got += n;
+    TreeEntry end(TreeEntry::FileEnd);
+    end.offset = size;
+    going = going && Push(std::move(end));
   }
   close(fd);
+  return going;
+}
+
+// length bytes at offset into the ring, for e.
+bool TreeReader::ReadData(int fd, int64_t offset, size_t length, TreeEntry *e) {
+  char *buf = length ? Take(length, &e->ring_end) : nullptr;
+  if (length && !buf) return false;
+  for (size_t got = 0; got < length;) {
+    ssize_t n = pread(fd, buf + got, length - got, offset + got);
+    if (n <= 0) return Fail(n < 0 ? -errno : -EIO, "read");  // EIO: the file shrank meanwhile
+    got += n;
+  }
+  e->data = buf;
+  e->length = length;
+  e->offset = offset;
   return true;
 }
 
