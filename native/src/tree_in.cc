@@ -94,11 +94,12 @@ class Writer {
         Stop(r, -LKL_ECANCELED, "copy", e->name);
         break;
       }
+      size_t length = e->length;  // Apply may take the entry's parts
       // Stopped: the entry stays first, for the next step's resume.
       if (!Apply(*e, resume, r)) break;
       resume = Resume::None;
       entries++;
-      bytes += e->length;
+      bytes += length;
       reader->Pop();
     }
     r->totals = totals_;
