@@ -10,8 +10,16 @@
 //
 // The engine keeps the decisions: a step stops at an entry it cannot
 // create or a call that fails, and the next step(resume) says what to do
-// with that entry ("retry" once the way is cleared, "merge" into the
-// directory already there, "skip" it).
+// with that entry ("retry" once the way is cleared or the filesystem
+// grown, "merge" into the directory already there, "skip" it).
+//
+// A step that stops leaves nothing open in the kernel, so that the engine
+// may unmount the filesystem in between (cptofs --grow does, on ENOSPC);
+// the next step opens again by path what it was in. A retry goes on from
+// the call that failed: an entry already created by the stopped step is
+// opened, not created again, and what was already written of a file
+// stays (the filesystem was unmounted cleanly, so it is on the disk):
+// its pieces that have left the read-ahead ring are not needed again.
 #include "kernel_api.h"
 
 #include <sys/sysmacros.h>
@@ -54,18 +62,27 @@ struct StepResult {
   std::vector<Warning> warnings;
   std::vector<std::string> created;
   bool done = false;
+  // Entries of the queue done (an entry's data pieces count).
+  size_t taken = 0;
   // Where it stopped: the call, its error and path; create: the call
-  // that creates the entry (whose source has mode).
+  // that creates the entry (whose source has mode); host: a failure on
+  // the host side (path is a host path); bytes: what the entry being
+  // copied takes on the host (for growing a full filesystem).
   const char *syscall = nullptr;
   long err = 0;
   std::string path;
   bool create = false;
+  bool host = false;
   unsigned mode = 0;
+  int64_t bytes = 0;
 };
 
 struct Options {
   long uid = -1, gid = -1;  // -1: the source's
   bool xattrs = true;
+  // security.selinux for every entry, instead of the source's.
+  bool label = false;
+  std::string selinux;
   bool list_created = false;
 };
 
@@ -96,20 +113,24 @@ class Writer {
       }
       size_t length = e->length;  // Apply may take the entry's parts
       // Stopped: the entry stays first, for the next step's resume.
-      if (!Apply(*e, resume, r)) break;
+      if (!Apply(*e, resume, r)) {
+        r->bytes = HostBytes(*e);
+        Release();
+        break;
+      }
       resume = Resume::None;
+      made_ = false;
       entries++;
       bytes += length;
       reader->Pop();
     }
+    r->taken = entries;
     r->totals = totals_;
   }
 
-  // What is still open (a copy that stopped).
+  // What is still open (a copy that stopped or failed).
   void Close() {
-    if (file_.fd >= 0) lkl_sys_close(file_.fd);
-    file_.fd = -1;
-    for (auto &d : dirs_) lkl_sys_close(d.fd);
+    Release();
     dirs_.clear();
   }
 
@@ -131,32 +152,68 @@ class Writer {
     return false;
   }
 
+  // Descriptors closed, paths kept: see the top of this file.
+  void Release() {
+    if (file_.fd >= 0) lkl_sys_close(file_.fd);
+    file_.fd = -1;
+    for (auto &d : dirs_) {
+      if (d.fd >= 0) lkl_sys_close(d.fd);
+      d.fd = -1;
+    }
+  }
+
+  // o's descriptor, opened again by path after a stop; false: stopped.
+  bool Reopen(Open &o, long flags, StepResult *r) {
+    if (o.fd < 0) o.fd = lkl_sys_openat(kCwd, o.path.c_str(), flags | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
+    return o.fd >= 0 || Stop(r, o.fd, "open", o.path);
+  }
+
+  bool ReopenDir(StepResult *r) { return Reopen(dirs_.back(), LKL_O_RDONLY | LKL_O_DIRECTORY, r); }
+  bool ReopenFile(StepResult *r) { return Reopen(file_, LKL_O_WRONLY, r); }
+
+  // What e's source takes on the host: for a piece or a file's end, the
+  // whole file's.
+  int64_t HostBytes(const TreeEntry &e) const {
+    bool in_file = e.kind == TreeEntry::Piece || e.kind == TreeEntry::FileEnd;
+    return (in_file ? file_.entry.st.st_blocks : e.st.st_blocks) * 512;
+  }
+
   // One entry; false: stopped (r says where).
   bool Apply(TreeEntry &e, Resume resume, StepResult *r) {
-    if (e.kind == TreeEntry::Failed) return Stop(r, e.err, e.syscall, e.host);
+    if (e.kind == TreeEntry::Failed) {
+      r->host = true;
+      return Stop(r, e.err, e.syscall, e.host);
+    }
     if (e.kind == TreeEntry::Leave) {
+      if (!ReopenDir(r)) return false;
       Open &d = dirs_.back();
       if (!Metadata(d.fd, kCwd, d.entry, d.path, r)) return false;
       lkl_sys_close(d.fd);
       dirs_.pop_back();
       return true;
     }
-    if (e.kind == TreeEntry::Piece) return Write(e, r);
+    if (e.kind == TreeEntry::Piece) return ReopenFile(r) && Write(e, r);
     if (e.kind == TreeEntry::FileEnd) {
+      if (!ReopenFile(r)) return false;
       long ret = lkl_sys_ftruncate(file_.fd, e.offset);  // a trailing hole sets the size
-      return ret >= 0 ? EndFile(r) : Stop(r, ret, "ftruncate", file_.path);
+      return ret >= 0 ? EndFile(file_.entry, r) : Stop(r, ret, "ftruncate", file_.path);
     }
     // A refused entry left out (never a directory: its contents follow).
     if (resume == Resume::Skip) return true;
-    long at = e.root || dirs_.empty() ? kCwd : dirs_.back().fd;
-    std::string path = e.root || dirs_.empty() ? e.name : Join(dirs_.back().path, e.name);
+    bool top = e.root || dirs_.empty();
+    if (!top && !ReopenDir(r)) return false;
+    long at = top ? kCwd : dirs_.back().fd;
+    std::string path = top ? e.name : Join(dirs_.back().path, e.name);
     const char *name = e.name.c_str();
     unsigned mode = e.st.st_mode;
+    // Created by the step that stopped at it: done again from there.
+    bool create = !made_;
     long ret;
     switch (e.kind) {
       case TreeEntry::Dir: {
-        if (resume != Resume::Merge && (ret = lkl_sys_mkdirat(at, name, mode & 0777)) < 0)
+        if (create && resume != Resume::Merge && (ret = lkl_sys_mkdirat(at, name, mode & 0777)) < 0)
           return Stop(r, ret, "mkdir", path, true, mode);
+        made_ = true;
         long fd = lkl_sys_openat(at, name, LKL_O_RDONLY | LKL_O_DIRECTORY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
         if (fd < 0) return Stop(r, fd, "open", path);
         Created(path, r);
@@ -164,15 +221,24 @@ class Writer {
         return true;
       }
       case TreeEntry::File: {
-        long fd = lkl_sys_openat(at, name, LKL_O_WRONLY | LKL_O_CREAT | LKL_O_EXCL | LKL_O_CLOEXEC, mode & 0777);
-        if (fd < 0) return Stop(r, fd, "open", path, true, mode);
-        file_ = {fd, std::move(path), std::move(e)};
-        // Its data in pieces, then its end: the file stays open till then.
-        if (file_.entry.pieces) return true;
-        return Write(file_.entry, r) && EndFile(r);
+        long flags = LKL_O_WRONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC | (create ? LKL_O_CREAT | LKL_O_EXCL : 0);
+        long fd = lkl_sys_openat(at, name, flags, mode & 0777);
+        if (fd < 0) return Stop(r, fd, "open", path, create, mode);
+        made_ = true;
+        file_.fd = fd;
+        file_.path = std::move(path);
+        // Its data in pieces, then its end: the file stays open till
+        // then, and the entry is taken now.
+        if (e.pieces) {
+          file_.entry = std::move(e);
+          return true;
+        }
+        return Write(e, r) && EndFile(e, r);
       }
       case TreeEntry::Symlink:
-        if ((ret = lkl_sys_symlinkat(e.target.c_str(), at, name)) < 0) return Stop(r, ret, "symlink", path, true, mode);
+        if (create && (ret = lkl_sys_symlinkat(e.target.c_str(), at, name)) < 0)
+          return Stop(r, ret, "symlink", path, true, mode);
+        made_ = true;
         if (!Metadata(-1, at, e, path, r)) return false;
         break;
       case TreeEntry::Link:
@@ -184,7 +250,8 @@ class Writer {
         // The kernel's new_encode_dev() layout.
         unsigned long major = major(e.st.st_rdev), minor = minor(e.st.st_rdev);
         unsigned long dev = (minor & 0xff) | (major << 8) | ((minor & ~0xffUL) << 12);
-        if ((ret = lkl_sys_mknodat(at, name, mode, dev)) < 0) return Stop(r, ret, "mknod", path, true, mode);
+        if (create && (ret = lkl_sys_mknodat(at, name, mode, dev)) < 0) return Stop(r, ret, "mknod", path, true, mode);
+        made_ = true;
         if (!Metadata(-1, at, e, path, r)) return false;
       }
     }
@@ -211,15 +278,14 @@ class Writer {
     return true;
   }
 
-  // The file being written gets its metadata and is closed.
-  bool EndFile(StepResult *r) {
-    bool ok = Metadata(file_.fd, kCwd, file_.entry, file_.path, r);
+  // The file being written gets e's metadata and is closed.
+  bool EndFile(const TreeEntry &e, StepResult *r) {
+    if (!Metadata(file_.fd, kCwd, e, file_.path, r)) return false;
     long ret = lkl_sys_close(file_.fd);
     file_.fd = -1;
-    if (!ok) return false;
     if (ret < 0) return Stop(r, ret, "close", file_.path);
     totals_.files++;
-    totals_.bytes += file_.entry.st.st_size;
+    totals_.bytes += e.st.st_size;
     Created(file_.path, r);
     return true;
   }
@@ -257,7 +323,7 @@ class Writer {
     if (opts_.xattrs) {
       long refused = 0;
       for (auto &x : e.xattrs) {
-        if (NotCopied(x.first)) continue;
+        if (NotCopied(x.first) || (opts_.label && x.first == kSelinux)) continue;
         const char *n = x.first.c_str();
         ret = fd >= 0 ? lkl_sys_fsetxattr(fd, n, x.second.data(), x.second.size(), 0)
                       : lkl_sys_lsetxattr(path.c_str(), n, x.second.data(), x.second.size(), 0);
@@ -268,15 +334,25 @@ class Writer {
       }
       if (refused && !kept(refused, "extended attributes", "lsetxattr")) return false;
     }
+    if (opts_.label) {
+      const std::string &v = opts_.selinux;
+      ret = fd >= 0 ? lkl_sys_fsetxattr(fd, kSelinux, v.data(), v.size(), 0)
+                    : lkl_sys_lsetxattr(path.c_str(), kSelinux, v.data(), v.size(), 0);
+      if (!kept(ret, "SELinux label", "lsetxattr")) return false;
+    }
     struct __lkl__kernel_timespec ts[2] = {KernelTime(e.st.st_atim), KernelTime(e.st.st_mtim)};
     ret = fd >= 0 ? lkl_sys_utimensat(fd, nullptr, ts, 0) : lkl_sys_utimensat(at, name, ts, kNoFollow);
     return kept(ret, "timestamps", "utimensat");
   }
 
+  static constexpr const char *kSelinux = "security.selinux";
+
   Options opts_;
   Totals totals_;
   std::vector<Open> dirs_;
   Open file_{-1, {}, TreeEntry(TreeEntry::File)};
+  // The first entry of the queue was created by a step that then stopped.
+  bool made_ = false;
 };
 
 // The reader and the writer; the JS object and the trips in flight share it.
@@ -308,13 +384,16 @@ Napi::Object ResultObject(Napi::Env env, const StepResult &r) {
   for (size_t i = 0; i < r.created.size(); i++) created.Set(i, buffer(r.created[i]));
   o.Set("created", created);
   o.Set("done", r.done);
+  o.Set("taken", Napi::Number::New(env, r.taken));
   if (r.syscall) {
     Napi::Object stop = Napi::Object::New(env);
     stop.Set("errno", Napi::Number::New(env, r.err));
     stop.Set("syscall", r.syscall);
     stop.Set("path", buffer(r.path));
     stop.Set("create", r.create);
+    stop.Set("host", r.host);
     stop.Set("mode", Napi::Number::New(env, r.mode));
+    stop.Set("bytes", Napi::Number::New(env, r.bytes));
     o.Set("stop", stop);
   }
   return o;
@@ -328,7 +407,8 @@ class TreeCopyIn : public Napi::ObjectWrap<TreeCopyIn> {
   }
 
   // roots: [[hostPath, kernelPath], ...]; options: { uid, gid (-1: the
-  // source's), xattrs, listCreated }. The host walk starts at once.
+  // source's), xattrs, selinux? (a Buffer), listCreated }. The host walk
+  // starts at once.
   explicit TreeCopyIn(const Napi::CallbackInfo &info) : Napi::ObjectWrap<TreeCopyIn>(info) {
     Napi::Env env = info.Env();
     if (!info[0].IsArray() || !info[1].IsObject())
@@ -347,14 +427,21 @@ class TreeCopyIn : public Napi::ObjectWrap<TreeCopyIn> {
     opts.uid = o.Get("uid").ToNumber().Int64Value();
     opts.gid = o.Get("gid").ToNumber().Int64Value();
     opts.xattrs = o.Get("xattrs").ToBoolean().Value();
+    Napi::Value label = o.Get("selinux");
+    if (!label.IsUndefined()) {
+      if (!label.IsBuffer()) throw Napi::TypeError::New(env, "selinux must be a Buffer");
+      auto b = label.As<Napi::Buffer<char>>();
+      opts.label = true;
+      opts.selinux.assign(b.Data(), b.Length());
+    }
     opts.list_created = o.Get("listCreated").ToBoolean().Value();
     job_ = std::make_shared<Job>(Job{std::make_unique<TreeReader>(std::move(roots), opts.xattrs), Writer(opts)});
   }
 
  private:
   // step(resume?) -> { totals, warnings: [[what, path, errno]], created,
-  // done, stop? }: the next entries copied; resume is what to do with
-  // the entry the last step stopped at.
+  // done, taken, stop? }: the next entries copied; resume is what to do
+  // with the entry the last step stopped at.
   Napi::Value Step(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Resume resume = Resume::None;

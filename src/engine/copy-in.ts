@@ -7,8 +7,8 @@
  * The binding does the work in steps of a few thousand entries, one trip
  * each, while a thread of its own reads the host tree ahead (see
  * native/src/tree_in.cc). This decides what the binding cannot: what to
- * do about an entry already in the image, what a filesystem may refuse,
- * and what to tell the user.
+ * do about an entry already in the image or a filesystem that is full,
+ * what a filesystem may refuse, and what to tell the user.
  */
 import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -54,6 +54,7 @@ export interface CopyTotals {
 
 const EPERM = -1;
 const EEXIST = -17;
+const ENOSPC = -28;
 
 const slash = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer) =>
@@ -62,6 +63,8 @@ const join = (dir: Buffer, name: Buffer) =>
 class CopyIn {
   totals: CopyTotals = { entries: 0, files: 0, bytes: 0, hardlinks: 0 };
   readonly warnings = new MetadataWarnings();
+  /** Stops in a row at a full filesystem with nothing copied in between. */
+  private fullAttempts = 0;
 
   constructor(
     private readonly mount: Mount,
@@ -78,6 +81,7 @@ class CopyIn {
       uid: this.opts.uid ?? -1,
       gid: this.opts.gid ?? -1,
       xattrs: this.opts.xattrs !== false,
+      selinux: this.opts.selinux,
       listCreated: this.opts.created !== undefined,
     });
     try {
@@ -86,7 +90,7 @@ class CopyIn {
         if (this.opts.signal?.aborted) throw this.opts.signal.reason;
         const step = await job.step(resume);
         this.report(step);
-        if (step.stop) resume = await this.settle(step.stop);
+        if (step.stop) resume = await this.settle(step.stop, step.taken);
         else if (step.done) break;
         else resume = undefined;
       }
@@ -106,9 +110,16 @@ class CopyIn {
    * Where a step stopped: an entry in the way is replaced, or merged into
    * when both are directories (see clearTheWay); what the filesystem cannot
    * hold at all (symlinks, device nodes, fifos or hard links on FAT) is
-   * left out, one warning per kind; anything else fails the copy.
+   * left out, one warning per kind; a full filesystem (ENOSPC) is given
+   * room by opts.full (which grows the image) and the call that failed is
+   * tried again, the copy going on where it stopped; anything else fails
+   * the copy.
    */
-  private async settle(stop: NonNullable<TreeStep['stop']>): Promise<TreeResume> {
+  private async settle(stop: NonNullable<TreeStep['stop']>, taken: number): Promise<TreeResume> {
+    if (stop.errno === ENOSPC && !stop.host && this.opts.full) {
+      this.fullAttempts = taken === 0 ? this.fullAttempts + 1 : 1;
+      if (await this.opts.full(this.totals.bytes, stop.bytes, this.fullAttempts)) return 'retry';
+    } else this.fullAttempts = 0;
     const coming = kindOf(stop.mode);
     if (stop.create && stop.errno === EEXIST) {
       const cleared = await clearTheWay(this.mount, stop.path, coming).catch((e: unknown) => Promise.reject(this.mount.explain(e)));

@@ -142,6 +142,8 @@ export interface TreeCopyInOptions {
   uid: number;
   gid: number;
   xattrs: boolean;
+  /** security.selinux for every entry, instead of the source's. */
+  selinux?: Buffer;
   /** Return each created entry's kernel path (for -v). */
   listCreated: boolean;
 }
@@ -158,12 +160,16 @@ export interface TreeStep {
   created: Buffer[];
   /** Every entry copied. */
   done: boolean;
+  /** Entries this step went past (a big file's data pieces count): 0, no progress. */
+  taken: number;
   /**
-   * Where the step stopped: the call that failed, on which path (a host
-   * path for a failure on the host side); create: the call that makes
-   * the entry, whose source has mode.
+   * Where the step stopped: the call that failed, on which path; host: a
+   * failure on the host side (path is a host path); create: the call that
+   * makes the entry, whose source has mode; bytes: what the entry being
+   * copied takes on the host. Nothing is left open in the kernel: the
+   * filesystem may be unmounted (and grown) before the next step.
    */
-  stop?: { errno: number; syscall: string; path: Buffer; create: boolean; mode: number };
+  stop?: { errno: number; syscall: string; path: Buffer; create: boolean; host: boolean; mode: number; bytes: number };
 }
 
 /**

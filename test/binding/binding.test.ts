@@ -8,11 +8,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inScratch, repoRoot, sh } from '../kernel/harness.js';
 
-/** Runs script (ESM) with IMG set to a fresh ext4 image; returns its JSON. */
-function runScript(dir: string, script: string, env: NodeJS.ProcessEnv = {}) {
+/** Runs script (ESM) with IMG set to a fresh ext4 image (64M unless told); returns its JSON. */
+function runScript(dir: string, script: string, env: NodeJS.ProcessEnv = {}, image = { size: '64M', mkfs: [] as string[] }) {
   const img = join(dir, 'fs.img');
-  sh('truncate', ['-s', '64M', img]);
-  sh('mkfs.ext4', ['-q', '-F', img]);
+  sh('truncate', ['-s', image.size, img]);
+  sh('mkfs.ext4', ['-q', '-F', ...image.mkfs, img]);
   const file = join(dir, 'case.mjs');
   const prelude = `
     import { binding } from '${repoRoot}/dist/src/kernel/binding.js';
@@ -437,6 +437,74 @@ test('TreeCopyIn: steps of a tree bigger than a step and data bigger than the ri
     expect([big, sparseBack]).toEqual([9 << 20, 6 << 20]);
     expect(sh('cmp', [join(src, 'big'), join(dir, 'big-back')]).status).toBe(0);
     expect(sh('cmp', [join(src, 'sparse'), join(dir, 'sparse-back')]).status).toBe(0);
-    expect(failed).toEqual({ errno: -2, syscall: 'lstat', path: join(dir, 'missing'), create: false, mode: 0 });
+    expect(failed).toEqual({ errno: -2, syscall: 'lstat', path: join(dir, 'missing'), create: false, host: true, mode: 0, bytes: 0 });
+    sh('e2fsck', ['-fn', r.img]);
+  }));
+
+test('TreeCopyIn: a stop at a full filesystem leaves nothing open; grown (unmounted and mounted again), the retry goes on from the failed write; an SELinux label on everything', () =>
+  inScratch('binding-tree-full', (dir) => {
+    // a: one entry with its data (under the 1 MiB piece size); b: 24 MiB
+    // in pieces, more than the 4 MiB ring: its first pieces are gone from
+    // the ring when the filesystem fills up.
+    const src = join(dir, 'src');
+    mkdirSync(join(src, 'd'), { recursive: true });
+    sh('dd', ['if=/dev/urandom', `of=${join(src, 'a')}`, 'bs=1K', 'count=900', 'status=none']);
+    sh('dd', ['if=/dev/urandom', `of=${join(src, 'b')}`, 'bs=1M', 'count=24', 'status=none']);
+    writeFileSync(join(src, 'd', 'c'), 'c\n');
+    sh('ln', ['-s', 'd/c', join(src, 'link')]);
+    const label = 'system_u:object_r:etc_t:s0';
+    const r = runScript(
+      dir,
+      `
+      import { growMounted } from '${repoRoot}/dist/src/engine/grow.js';
+      const { k, m, b } = await mounted();
+      // All but 300 KiB taken: a is cut short, then b.
+      const st = await b.statfs(m.path('/'));
+      const fd = await b.open(m.path('/filler'), b.constants.O_WRONLY | b.constants.O_CREAT, 0o644);
+      const mib = Buffer.alloc(1 << 20, 1);
+      for (let left = st.blocksAvailable * st.blockSize - 300 * 1024; left > 0; left -= mib.length)
+        await b.write(fd, mib, 0, Math.min(left, mib.length), -1);
+      await b.close(fd);
+      const job = new b.TreeCopyIn([[${JSON.stringify(src)}, m.path('/t')]], {
+        uid: -1, gid: -1, xattrs: true, selinux: Buffer.from(${JSON.stringify(label)}), listCreated: false,
+      });
+      const stops = [];
+      let resume, last;
+      for (;;) {
+        last = await job.step(resume);
+        resume = undefined;
+        if (last.stop) {
+          const s = last.stop;
+          stops.push({ where: m.imagePath(s.path).toString(), errno: s.errno, syscall: s.syscall, create: s.create, host: s.host, bytes: s.bytes, taken: last.taken });
+          // Unmounting needs every descriptor closed: the stop left none.
+          await growMounted(m, { relative: true, bytes: (stops.length === 1 ? 8 : 64) << 20 });
+          resume = 'retry';
+        } else if (last.done) break;
+      }
+      await job.close();
+      out({ stops, totals: last.totals });
+      for (const name of ['a', 'b']) out(await b.copyOut(m.path('/t/' + name), ${JSON.stringify(dir)} + '/' + name + '-back', 0o600));
+      const labels = [];
+      for (const p of ['/t', '/t/a', '/t/b', '/t/d', '/t/d/c', '/t/link'])
+        labels.push((await b.getXattrs(m.path(p))).filter((x) => x.name === 'security.selinux').map((x) => x.value.toString()));
+      out(labels);
+      await k.halt();
+    `,
+      {},
+      { size: '16M', mkfs: ['-m', '0'] },
+    );
+    expect(r.stderr).toBe('');
+    const [job, a, bBytes, labels] = r.json;
+    const MiB = 1 << 20;
+    // a's create went through, its write did not; b's after some pieces.
+    expect(job.stops).toHaveLength(2);
+    expect(job.stops[0]).toEqual({ where: '/t/a', errno: -28, syscall: 'write', create: false, host: false, bytes: 900 * 1024, taken: 1 });
+    expect(job.stops[1]).toMatchObject({ where: '/t/b', errno: -28, syscall: 'write', create: false, host: false, bytes: 24 * MiB });
+    expect(job.stops[1].taken).toBeGreaterThan(4);
+    expect(job.totals).toEqual({ entries: 6, files: 3, bytes: 900 * 1024 + 24 * MiB + 2, hardlinks: 0 });
+    expect([a, bBytes]).toEqual([900 * 1024, 24 * MiB]);
+    expect(sh('cmp', [join(src, 'a'), join(dir, 'a-back')]).status).toBe(0);
+    expect(sh('cmp', [join(src, 'b'), join(dir, 'b-back')]).status).toBe(0);
+    expect(labels).toEqual(Array(6).fill([label]));
     sh('e2fsck', ['-fn', r.img]);
   }));
