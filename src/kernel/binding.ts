@@ -96,15 +96,12 @@ export type BatchData = Buffer | (Buffer | HostRange)[];
  */
 export type BatchOp =
   | ['mkdir', boolean, KPath, number]
-  | ['copyIn', boolean, KPath, KPath, number]
   | ['symlink', boolean, KPath, KPath]
   | ['link', boolean, KPath, KPath]
   | ['mknod', boolean, KPath, number, number, number]
   | ['lchown', boolean, KPath, number, number]
   | ['chmod', boolean, KPath, number]
   | ['lutimes', boolean, KPath, bigint, bigint]
-  | ['copyXattrs', boolean, KPath, KPath]
-  | ['setXattr', boolean, KPath, string, Buffer]
   | ['unlink', boolean, KPath]
   | ['hostMkdir', boolean, KPath, number]
   | ['copyOut', boolean, KPath, KPath, number]
@@ -289,9 +286,9 @@ export interface Binding {
   /**
    * Runs ops in order on one kernel thread. The first path is the one acted
    * on: a kernel path, or a host path for host* ops and copyOut. The
-   * second: copyIn's and copyXattrs' host source, copyOut's kernel source,
-   * a symlink's target, a link's existing name. Buffers given as data must
-   * not change until the promise settles.
+   * second: copyOut's kernel source, a symlink's target, a link's
+   * existing name. Buffers given as data must not change until the
+   * promise settles.
    */
   batch(ops: BatchOp[]): Promise<BatchResult>;
   /** [host path, kernel path] pairs: each host tree copied as that kernel path. */
