@@ -25,6 +25,8 @@
 #include <sys/sysmacros.h>
 
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "args.h"
@@ -93,10 +95,11 @@ struct __lkl__kernel_timespec KernelTime(const struct timespec &t) {
   return k;
 }
 
-// The kernel side of one copy: the directories it is in, open.
+// The kernel side of one copy: the directories it is in, open (or, after
+// a stop, their paths).
 class Writer {
  public:
-  explicit Writer(Options opts) : opts_(opts) {}
+  explicit Writer(Options opts) : opts_(std::move(opts)) {}
 
   void Step(TreeReader *reader, Resume resume, StepResult *r) {
     size_t entries = 0;
