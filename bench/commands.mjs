@@ -11,7 +11,7 @@
 //   scaling   flat trees of 100k and 1M tiny entries: cptofs and fs2tar per
 //             entry and peak RSS (1M only with BENCH_1M=1: it takes minutes)
 //
-// Environment: BENCH_RUNS (3), BENCH_ENTRIES (20000, the generated tree),
+// Environment: BENCH_RUNS (3), BENCH_ENTRIES (21000, the generated tree),
 // BENCH_TREE (an existing directory, only read), BENCH_1M, BENCH_DIR
 // (where the trees and images go; os.tmpdir()), BENCH_STARTUP_RUNS (9).
 import fs from 'node:fs';
@@ -21,7 +21,8 @@ import { compareJobs, imageSize } from './jobs.mjs';
 import { envInt, log, round } from './measure.mjs';
 import { scaling } from './scaling.mjs';
 import { startup } from './startup.mjs';
-import { makeRootfsTree, measureTree } from './trees.mjs';
+import { makeRootfsTree } from './rootfs-tree.mjs';
+import { measureTree } from './trees.mjs';
 
 const runs = envInt('BENCH_RUNS', 3);
 const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'lklfs-bench-'));
@@ -43,7 +44,7 @@ result.startup = startup(work, envInt('BENCH_STARTUP_RUNS', 9));
 
 const generated = path.join(work, 'rootfs');
 log('making the rootfs-like tree');
-result.trees = { generated: onTree(generated, makeRootfsTree(generated, envInt('BENCH_ENTRIES', 20000)), true) };
+result.trees = { generated: onTree(generated, makeRootfsTree(generated, envInt('BENCH_ENTRIES', 21000)), true) };
 fs.rmSync(generated, { recursive: true });
 if (process.env.BENCH_TREE) {
 	const tree = path.resolve(process.env.BENCH_TREE);
