@@ -61,15 +61,18 @@ const freshImage = () => {
 	sh('truncate', ['-s', `${imageMiB}M`, img]);
 };
 
-// Whether this e2fsprogs reads a tar archive with -d (1.47.1+): tried on a small one.
+// Whether this e2fsprogs reads a tar archive with -d (1.47.1+): tried on
+// an archive of one small file of its own (not the tree's: its names are
+// the generator's to change).
 function mke2fsReadsTar() {
+	const one = path.join(work, 'probe');
 	const small = path.join(work, 'probe.tar');
 	const probe = path.join(work, 'probe.img');
-	sh('tar', ['-cf', small, '-C', tree, 'etc']);
+	fs.writeFileSync(one, 'probe\n');
+	sh('tar', ['-cf', small, '-C', work, 'probe']);
 	sh('truncate', ['-s', '16M', probe]);
 	const ok = spawnSync('mkfs.ext4', ['-q', '-F', '-d', small, probe]).status === 0;
-	fs.rmSync(small);
-	fs.rmSync(probe);
+	for (const f of [one, small, probe]) fs.rmSync(f);
 	return ok;
 }
 const fromTar = mke2fsReadsTar();

@@ -15,7 +15,9 @@
         "src/host.cc",
         "src/batch.cc",
         "src/tar_format.cc",
-        "src/tar_out.cc"
+        "src/tar_out.cc",
+        "src/tree_reader.cc",
+        "src/tree_in.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -38,6 +38,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterHost(env, exports);
   RegisterBatch(env, exports);
   RegisterTarOut(env, exports);
+  RegisterTreeCopyIn(env, exports);
 #ifdef LKLFS_FUSE
   RegisterFuse(env, exports);
 #endif

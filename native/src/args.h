@@ -12,22 +12,20 @@ namespace lklfs {
 
 // A path as the kernel sees it: a Buffer's bytes as they are (file names
 // need not be UTF-8), or a string's UTF-8.
+inline std::string PathValue(Napi::Env env, Napi::Value v, const std::string &what) {
+  std::string s;
+  if (v.IsBuffer())
+    s.assign(v.As<Napi::Buffer<char>>().Data(), v.As<Napi::Buffer<char>>().Length());
+  else if (v.IsString())
+    s = v.As<Napi::String>().Utf8Value();
+  else
+    throw Napi::TypeError::New(env, what + " must be a path (string or Buffer)");
+  if (s.find('\0') != std::string::npos) throw Napi::TypeError::New(env, "path must not contain NUL bytes");
+  return s;
+}
+
 inline std::string PathArg(const Napi::CallbackInfo &info, size_t i) {
-  Napi::Value v = info[i];
-  if (v.IsBuffer()) {
-    auto b = v.As<Napi::Buffer<char>>();
-    std::string s(b.Data(), b.Length());
-    if (s.find('\0') != std::string::npos)
-      throw Napi::TypeError::New(info.Env(), "path must not contain NUL bytes");
-    return s;
-  }
-  if (v.IsString()) {
-    std::string s = v.As<Napi::String>().Utf8Value();
-    if (s.find('\0') != std::string::npos)
-      throw Napi::TypeError::New(info.Env(), "path must not contain NUL bytes");
-    return s;
-  }
-  throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be a path (string or Buffer)");
+  return PathValue(info.Env(), info[i], "argument " + std::to_string(i));
 }
 
 inline std::string StringArg(const Napi::CallbackInfo &info, size_t i) {

@@ -43,7 +43,7 @@ constexpr long kCwd = LKL_AT_FDCWD;
 constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
 
 enum class Code {
-  Mkdir, CopyIn, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, CopyXattrs, SetXattr, Unlink,
+  Mkdir, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, Unlink,
   HostMkdir, CopyOut, HostSymlink, HostLink, HostMknod, HostLchown, HostChmod, HostLutimes,
   HostSetXattr, HostUnlink, WriteFile, WriteAt, Truncate, SetXattrs,
 };
@@ -80,16 +80,6 @@ long SetXattrs(const std::string &path, const Xattrs &xattrs, bool tolerant) {
     if (ret < 0) return ret;
   }
   return tolerated;
-}
-
-// Host xattrs of a onto kernel path b, those a copy carries.
-long CopyXattrs(const std::string &host, const std::string &path, bool tolerant) {
-  Xattrs xattrs, copied;
-  long ret = ReadHostXattrs(host, &xattrs);
-  if (ret < 0) return ret;
-  for (auto &x : xattrs)
-    if (!NotCopied(x.first)) copied.push_back(std::move(x));
-  return SetXattrs(path, copied, tolerant);
 }
 
 // setXattrs' one Buffer: for each attribute a little-endian u32 length
@@ -169,8 +159,6 @@ long Run(const Op &op, Failure *failure) {
   switch (op.code) {
     case Code::Mkdir:
       return lkl_sys_mkdirat(kCwd, a, op.n[0]);
-    case Code::CopyIn:
-      return CopyFileIn(op.b, op.a, op.n[0], failure);
     case Code::Symlink:
       return lkl_sys_symlinkat(b, kCwd, a);
     case Code::Link:
@@ -187,10 +175,6 @@ long Run(const Op &op, Failure *failure) {
                                              SplitNs<struct __lkl__kernel_timespec>(op.n[1])};
       return lkl_sys_utimensat(kCwd, a, ts, kNoFollow);
     }
-    case Code::CopyXattrs:
-      return CopyXattrs(op.b, op.a, op.tolerant);
-    case Code::SetXattr:
-      return lkl_sys_lsetxattr(a, b, op.c.data(), op.c.size(), 0);
     case Code::Unlink:
       return lkl_sys_unlinkat(kCwd, a, 0);
     case Code::HostMkdir:
@@ -264,12 +248,10 @@ Op Parse(Napi::Env env, Napi::Value v, std::vector<Napi::Value> *keep) {
     Code code;
     int paths, data, numbers;
   } kinds[] = {
-      {"mkdir", Code::Mkdir, 1, 0, 1},           {"copyIn", Code::CopyIn, 2, 0, 1},
-      {"symlink", Code::Symlink, 2, 0, 0},       {"link", Code::Link, 2, 0, 0},
-      {"mknod", Code::Mknod, 1, 0, 3},           {"lchown", Code::Lchown, 1, 0, 2},
-      {"chmod", Code::Chmod, 1, 0, 1},           {"lutimes", Code::Lutimes, 1, 0, 2},
-      {"copyXattrs", Code::CopyXattrs, 2, 0, 0}, {"setXattr", Code::SetXattr, 3, 0, 0},
-      {"unlink", Code::Unlink, 1, 0, 0},
+      {"mkdir", Code::Mkdir, 1, 0, 1},           {"symlink", Code::Symlink, 2, 0, 0},
+      {"link", Code::Link, 2, 0, 0},             {"mknod", Code::Mknod, 1, 0, 3},
+      {"lchown", Code::Lchown, 1, 0, 2},         {"chmod", Code::Chmod, 1, 0, 1},
+      {"lutimes", Code::Lutimes, 1, 0, 2},       {"unlink", Code::Unlink, 1, 0, 0},
       {"hostMkdir", Code::HostMkdir, 1, 0, 1},   {"copyOut", Code::CopyOut, 2, 0, 1},
       {"hostSymlink", Code::HostSymlink, 2, 0, 0}, {"hostLink", Code::HostLink, 2, 0, 0},
       {"hostMknod", Code::HostMknod, 1, 0, 3},     {"hostLchown", Code::HostLchown, 1, 0, 2},

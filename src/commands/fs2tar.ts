@@ -1,6 +1,6 @@
 import * as Flags from '@oclif/core/flags';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { argument, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { argument, ImageCommand, imageFlags, memFlag } from '../cli/image-command.js';
 import { writeOut } from '../cli/output.js';
 import { writeTar, type TarOptions, type TarResult, type WriteArchive } from '../engine/tar-out.js';
 import { resolve } from '../engine/walk-image.js';
@@ -33,6 +33,10 @@ everything with
   };
   static override flags = {
     ...imageFlags,
+    // Measured on a 23,000-entry, 1.6 GiB tree: 1.06 s with 128 MiB, 1.37 s
+    // with 64 (the whole tree goes through the kernel's page cache); without
+    // lkl_prefault the bigger kernel costs no memory (peak ~130 MB either way).
+    mem: memFlag(128),
     root: Flags.string({
       description: 'archive only this directory of the image; its contents become ./',
       default: '/',

@@ -4,20 +4,21 @@
  * sockets, with owner, mode, timestamps to the nanosecond and extended
  * attributes (capabilities, SELinux labels, ACLs).
  *
- * The work goes to the kernel a directory at a time: one trip lists the
- * host directory, one batch creates its entries with their metadata (see
- * steps.ts); a directory's own times are set after its contents, which
- * would change them.
+ * The binding does the work in steps of a few thousand entries, one trip
+ * each, while a thread of its own reads the host tree ahead (see
+ * native/src/tree_in.cc). This decides what the binding cannot: what to
+ * do about an entry already in the image or a filesystem that is full,
+ * what a filesystem may refuse, and what to tell the user.
  */
-import type { BigIntStats } from 'node:fs';
-import { lstat, readlink } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { isSystemError, type BatchOp, type KStat } from '../kernel/binding.js';
+import { getSystemErrorName } from 'node:util';
+import { errnoError, isSystemError, type TreeResume, type TreeStep } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
-import { KIND_NAMES, kindOf, splitHostDev, type FileKind } from './modes.js';
+import { KIND_NAMES, kindOf, type FileKind } from './modes.js';
 import { resolve } from './walk-image.js';
-import { clearTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
+import { clearTheWay } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
 export interface CopyInOptions {
@@ -30,11 +31,11 @@ export interface CopyInOptions {
   selinux?: Buffer;
   /** DEST must be a directory already, even for one source (LKL's cptofs). */
   into?: boolean;
-  /** Called after each batch, with the running totals. */
+  /** Called after each step, with the running totals. */
   progress?: (totals: CopyTotals) => void;
   /** Called with each entry's image path once it is created. */
   created?: (imagePath: Buffer) => void;
-  /** Stops the copy at the next batch. */
+  /** Stops the copy at the next step. */
   signal?: AbortSignal;
   /**
    * The filesystem is full (ENOSPC) with copied bytes of file data done,
@@ -51,28 +52,19 @@ export interface CopyTotals {
   hardlinks: number;
 }
 
-/** Entries per batch: bounds memory and the time an abort waits. */
-const BATCH_ENTRIES = 256;
-
-interface Source {
-  host: Buffer;
-  kernel: Buffer;
-  stat: KStat;
-  /** Symlinks: the target's bytes. */
-  target?: Buffer;
-}
-
-type Step = StepOf<Source>;
+const EPERM = -1;
+const EEXIST = -17;
+const ENOSPC = -28;
 
 const slash = Buffer.from('/');
 const join = (dir: Buffer, name: Buffer) =>
   Buffer.concat(dir[dir.length - 1] === 0x2f ? [dir, name] : [dir, slash, name]);
 
 class CopyIn {
-  readonly totals: CopyTotals = { entries: 0, files: 0, bytes: 0, hardlinks: 0 };
+  totals: CopyTotals = { entries: 0, files: 0, bytes: 0, hardlinks: 0 };
   readonly warnings = new MetadataWarnings();
-  /** dev:ino of host files with several links -> their kernel path. */
-  private links = new Map<string, Buffer>();
+  /** Stops in a row at a full filesystem with nothing copied in between. */
+  private fullAttempts = 0;
 
   constructor(
     private readonly mount: Mount,
@@ -83,103 +75,67 @@ class CopyIn {
     return this.mount.kernel.native;
   }
 
-  /** Copies sources to their kernel paths, directories recursively. */
-  async copy(sources: Source[]): Promise<void> {
-    for (let i = 0; i < sources.length; i += BATCH_ENTRIES) {
-      const chunk = sources.slice(i, i + BATCH_ENTRIES);
-      await this.run(chunk.flatMap((s) => this.steps(s)));
-      this.count(chunk);
-      for (const dir of chunk.filter((s) => kindOf(s.stat.mode) === 'dir')) {
-        const entries = await this.k.hostReaddirStat(dir.host);
-        await this.copy(
-          entries.map((e) => ({ host: join(dir.host, e.name), kernel: join(dir.kernel, e.name), stat: e.stat, target: e.target })),
-        );
-        await this.run(this.metadata(dir));
+  /** Copies each [host path, kernel path] root, directories recursively. */
+  async copy(roots: [Buffer, Buffer][]): Promise<void> {
+    const job = new this.k.TreeCopyIn(roots, {
+      uid: this.opts.uid ?? -1,
+      gid: this.opts.gid ?? -1,
+      xattrs: this.opts.xattrs !== false,
+      selinux: this.opts.selinux,
+      listCreated: this.opts.created !== undefined,
+    });
+    try {
+      let resume: TreeResume | undefined;
+      for (;;) {
+        if (this.opts.signal?.aborted) throw this.opts.signal.reason;
+        const step = await job.step(resume);
+        this.report(step);
+        if (step.stop) resume = await this.settle(step.stop, step.taken);
+        else if (step.done) break;
+        else resume = undefined;
       }
+    } finally {
+      await job.close();
     }
   }
 
-  /** Creating s, then its metadata (a directory's comes after its contents). */
-  private steps(s: Source): Step[] {
-    const create = (op: BatchOp): Step => ({ op, what: 'create', source: s, create: true });
-    switch (kindOf(s.stat.mode)) {
-      case 'dir':
-        return [create(['mkdir', false, s.kernel, 0o700])];
-      case 'file': {
-        if (s.stat.nlink > 1) {
-          const key = `${s.stat.dev}:${s.stat.ino}`;
-          const first = this.links.get(key);
-          if (first?.equals(s.kernel)) return []; // the same source given twice
-          if (first) {
-            this.totals.hardlinks++;
-            return [create(['link', false, s.kernel, first])];
-          }
-          this.links.set(key, s.kernel);
-        }
-        return [create(['copyIn', false, s.kernel, s.host, 0o600]), ...this.metadata(s)];
-      }
-      case 'symlink':
-        return [create(['symlink', false, s.kernel, s.target as Buffer]), ...this.metadata(s)];
-      default:
-        return [create(['mknod', false, s.kernel, s.stat.mode, s.stat.rdevMajor, s.stat.rdevMinor]), ...this.metadata(s)];
-    }
+  private report(step: TreeStep): void {
+    this.totals = step.totals;
+    for (const [what, path, errno] of step.warnings) this.warnings.add(what, this.show(path), getSystemErrorName(errno));
+    for (const path of step.created) this.opts.created?.(this.mount.imagePath(path));
+    this.opts.progress?.(this.totals);
   }
 
   /**
-   * Owner first (it clears set-id bits), then mode, then extended
-   * attributes (a chown drops security.capability), times last. All are
-   * tolerant: metadata a filesystem cannot hold (owners on vfat) becomes a
-   * warning, not a failed copy.
+   * Where a step stopped: an entry in the way is replaced, or merged into
+   * when both are directories (see clearTheWay); what the filesystem cannot
+   * hold at all (symlinks, device nodes, fifos or hard links on FAT) is
+   * left out, one warning per kind; a full filesystem (ENOSPC) is given
+   * room by opts.full (which grows the image) and the call that failed is
+   * tried again, the copy going on where it stopped; anything else fails
+   * the copy.
    */
-  private metadata(s: Source): Step[] {
-    const st = s.stat;
-    const step = (what: string, op: BatchOp): Step => ({ op, what, source: s });
-    const steps = [step('owner', ['lchown', true, s.kernel, this.opts.uid ?? st.uid, this.opts.gid ?? st.gid])];
-    if (kindOf(st.mode) !== 'symlink') steps.push(step('mode', ['chmod', true, s.kernel, st.mode & 0o7777]));
-    if (this.opts.xattrs !== false) steps.push(step('extended attributes', ['copyXattrs', true, s.kernel, s.host]));
-    if (this.opts.selinux) steps.push(step('SELinux label', ['setXattr', true, s.kernel, 'security.selinux', this.opts.selinux]));
-    steps.push(step('timestamps', ['lutimes', true, s.kernel, st.atimeNs, st.mtimeNs]));
-    return steps;
-  }
-
-  private run(steps: Step[]): Promise<void> {
-    return runSteps(this.k, steps, this.hooks, this.warnings, this.opts.signal).catch((e: unknown) => {
-      throw this.mount.explain(e);
-    });
-  }
-
-  private readonly hooks: StepHooks<Source> = {
-    show: (s) => this.show(s.kernel),
-    replace: (step) => clearTheWay(this.mount, step.source.kernel, kindOf(step.source.stat.mode)),
-    // What the filesystem cannot hold at all (symlinks, device nodes,
-    // fifos or hard links on FAT): left out, one warning per kind.
-    refused: (step) => {
-      const kind = step.op[0] === 'link' ? 'hard link' : KIND_NAMES[kindOf(step.source.stat.mode)];
-      if (step.op[0] === 'mkdir' || step.op[0] === 'copyIn') return false;
-      this.warnings.add(kind, this.show(step.source.kernel), 'EPERM');
-      return true;
-    },
-    done: (step, ret) => {
-      if (step.op[0] === 'copyIn') this.totals.bytes += ret;
-    },
-    full: (step, attempt) =>
-      this.opts.full ? this.opts.full(this.totals.bytes, step.source.stat.blocks * 512, attempt) : Promise.resolve(false),
-  };
-
-  private count(chunk: Source[]): void {
-    for (const s of chunk) {
-      this.totals.entries++;
-      if (kindOf(s.stat.mode) === 'file') this.totals.files++;
-      this.opts.created?.(this.mount.imagePath(s.kernel));
+  private async settle(stop: NonNullable<TreeStep['stop']>, taken: number): Promise<TreeResume> {
+    if (stop.errno === ENOSPC && !stop.host && this.opts.full) {
+      this.fullAttempts = taken === 0 ? this.fullAttempts + 1 : 1;
+      if (await this.opts.full(this.totals.bytes, stop.bytes, this.fullAttempts)) return 'retry';
+    } else this.fullAttempts = 0;
+    const coming = kindOf(stop.mode);
+    if (stop.create && stop.errno === EEXIST) {
+      const cleared = await clearTheWay(this.mount, stop.path, coming).catch((e: unknown) => Promise.reject(this.mount.explain(e)));
+      return cleared === 'merged' ? 'merge' : 'retry';
     }
-    this.opts.progress?.(this.totals);
+    if (stop.create && stop.errno === EPERM && coming !== 'dir' && (coming !== 'file' || stop.syscall === 'link')) {
+      this.warnings.add(stop.syscall === 'link' ? 'hard link' : KIND_NAMES[coming], this.show(stop.path), 'EPERM');
+      return 'skip';
+    }
+    throw this.mount.explain(errnoError(stop.errno, stop.syscall, stop.path.toString()));
   }
 
   private show(kernelPath: Buffer): string {
     return this.mount.imagePath(kernelPath).toString();
   }
 }
-
 
 /**
  * Copies each host source into the image directory dest (like `cp -a
@@ -207,14 +163,11 @@ export async function copyIn(
   if (!destIsDir && (sources.length > 1 || opts.into))
     throw new UsageError(`${mount.image}: destination ${dest} ${destKind ? 'is not a directory' : 'does not exist'} in the image`);
 
-  const roots: Source[] = [];
+  const roots: [Buffer, Buffer][] = [];
   for (const source of sources) {
     const host = Buffer.from(source);
-    let st;
-    let target: Buffer | undefined;
     try {
-      st = await lstat(host, { bigint: true });
-      if (st.isSymbolicLink()) target = await readlink(host, { encoding: 'buffer' });
+      await lstat(host);
     } catch (e) {
       throw new UsageError(`cannot copy ${host.toString()}: ${isSystemError(e) ? e.code : String(e)}`);
     }
@@ -222,27 +175,9 @@ export async function copyIn(
     const name = basename(host.toString('latin1'));
     const contentsOnly = name === '.';
     const kernel = !destIsDir || contentsOnly ? destPath : join(destPath, Buffer.from(name, 'latin1'));
-    roots.push({ host, kernel, stat: hostStat(st), target });
+    roots.push([host, kernel]);
   }
   const job = new CopyIn(mount, opts);
   await job.copy(roots);
   return { totals: job.totals, warnings: job.warnings.summary() };
-}
-
-/** Node's bigint lstat in the binding's shape. */
-function hostStat(st: BigIntStats): KStat {
-  return {
-    dev: Number(st.dev),
-    ino: st.ino,
-    mode: Number(st.mode),
-    nlink: Number(st.nlink),
-    uid: Number(st.uid),
-    gid: Number(st.gid),
-    ...splitHostDev(st.rdev),
-    size: Number(st.size),
-    blocks: Number(st.blocks),
-    atimeNs: st.atimeNs,
-    mtimeNs: st.mtimeNs,
-    ctimeNs: st.ctimeNs,
-  };
 }

@@ -41,13 +41,6 @@ export function kindOf(mode: number): FileKind {
   }
 }
 
-/** glibc's dev_t layout (what Node's stat gives as rdev) to major, minor. */
-export function splitHostDev(rdev: bigint): { rdevMajor: number; rdevMinor: number } {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
-  return { rdevMajor: Number(major), rdevMinor: Number(minor) };
-}
-
 /** ls -l's "drwxr-xr-x". */
 export function modeString(mode: number): string {
   const type = { file: '-', dir: 'd', symlink: 'l', char: 'c', block: 'b', fifo: 'p', socket: 's' }[kindOf(mode)];

@@ -3,9 +3,7 @@
  * the entry it is for, so that a refused piece of metadata becomes a
  * warning about that entry and a failure names it. An entry already at
  * the destination is replaced, or merged into when both are directories,
- * by the caller's replace(), and the batch goes on from there. A full
- * filesystem (ENOSPC) can be made room in by the caller's full() (which
- * grows the image), and the batch goes on from the step that failed.
+ * by the caller's replace(), and the batch goes on from there.
  */
 import { getSystemErrorName } from 'node:util';
 import { errnoError, type BatchOp, type Binding } from '../kernel/binding.js';
@@ -35,19 +33,11 @@ export interface StepHooks<S> {
    * (its other steps are dropped), false to fail.
    */
   refused?(step: Step<S>): boolean;
-  /**
-   * The filesystem is full at step (ENOSPC), for the attempt-th time in a
-   * row with no step done in between: true once there is more room (the
-   * step is tried again), false to fail.
-   */
-  full?(step: Step<S>, attempt: number): Promise<boolean>;
 }
 
 /** The system call each op stands for, where its name is not one. */
 const SYSCALL: Partial<Record<BatchOp[0], string>> = {
   lutimes: 'utimensat',
-  copyXattrs: 'lsetxattr',
-  setXattr: 'lsetxattr',
   hostMkdir: 'mkdir',
   hostSymlink: 'symlink',
   hostLink: 'link',
@@ -64,7 +54,6 @@ const SYSCALL: Partial<Record<BatchOp[0], string>> = {
 
 const EPERM = -1;
 const EEXIST = -17;
-const ENOSPC = -28;
 
 /** What batch() lets pass for a tolerant op (see batch.cc). */
 function tolerated(op: BatchOp, ret: number): boolean {
@@ -79,7 +68,6 @@ export async function runSteps<S>(
   warnings: MetadataWarnings,
   signal?: AbortSignal,
 ): Promise<void> {
-  let attempt = 0;
   while (steps.length) {
     if (signal?.aborted) throw signal.reason;
     const r = await native.batch(steps.map((s) => s.op));
@@ -95,14 +83,6 @@ export async function runSteps<S>(
     if (step.create && ret === EPERM && hooks.refused?.(step)) {
       steps = steps.slice(last + 1).filter((s) => s.source !== step.source);
       continue;
-    }
-    if (ret === ENOSPC && hooks.full) {
-      attempt = last === 0 ? attempt + 1 : 1;
-      if (await hooks.full(step, attempt)) {
-        // A file whose copy stopped half way is in the way now: replaced.
-        steps = steps.slice(last);
-        continue;
-      }
     }
     if (!(step.create && ret === EEXIST)) {
       const where = r.path ?? (step.op[2] as Buffer);

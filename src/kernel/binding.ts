@@ -96,15 +96,12 @@ export type BatchData = Buffer | (Buffer | HostRange)[];
  */
 export type BatchOp =
   | ['mkdir', boolean, KPath, number]
-  | ['copyIn', boolean, KPath, KPath, number]
   | ['symlink', boolean, KPath, KPath]
   | ['link', boolean, KPath, KPath]
   | ['mknod', boolean, KPath, number, number, number]
   | ['lchown', boolean, KPath, number, number]
   | ['chmod', boolean, KPath, number]
   | ['lutimes', boolean, KPath, bigint, bigint]
-  | ['copyXattrs', boolean, KPath, KPath]
-  | ['setXattr', boolean, KPath, string, Buffer]
   | ['unlink', boolean, KPath]
   | ['hostMkdir', boolean, KPath, number]
   | ['copyOut', boolean, KPath, KPath, number]
@@ -134,6 +131,53 @@ export interface HostEntry {
   stat: KStat;
   /** Symlinks: the target's bytes. */
   target?: Buffer;
+}
+
+/** TreeCopyIn's options. */
+export interface TreeCopyInOptions {
+  /** Owner and group for every entry; -1: the source's. */
+  uid: number;
+  gid: number;
+  xattrs: boolean;
+  /** security.selinux for every entry, instead of the source's. */
+  selinux?: Buffer;
+  /** Return each created entry's kernel path (for -v). */
+  listCreated: boolean;
+}
+
+/** What to do with the entry a step stopped at. */
+export type TreeResume = 'retry' | 'merge' | 'skip';
+
+export interface TreeStep {
+  /** Running totals of the whole copy. */
+  totals: { entries: number; files: number; bytes: number; hardlinks: number };
+  /** Metadata not kept: [what ("owner", "mode", ...), kernel path, negative errno]. */
+  warnings: [string, Buffer, number][];
+  /** Kernel paths created in this step, when listCreated. */
+  created: Buffer[];
+  /** Every entry copied. */
+  done: boolean;
+  /** Entries this step went past (a big file's data pieces count): 0, no progress. */
+  taken: number;
+  /**
+   * Where the step stopped: the call that failed, on which path; host: a
+   * failure on the host side (path is a host path); create: the call that
+   * makes the entry, whose source has mode; bytes: what the entry being
+   * copied takes on the host. Nothing is left open in the kernel: the
+   * filesystem may be unmounted (and grown) before the next step.
+   */
+  stop?: { errno: number; syscall: string; path: Buffer; create: boolean; host: boolean; mode: number; bytes: number };
+}
+
+/**
+ * Host trees copied into the kernel in steps of a few thousand entries,
+ * each one trip (native/src/tree_in.cc); the host side is walked and read
+ * ahead on a thread of its own from construction on.
+ */
+export interface TreeCopyIn {
+  step(resume?: TreeResume): Promise<TreeStep>;
+  /** Stops the walk and closes what is open; always called, last. */
+  close(): Promise<void>;
 }
 
 export interface Binding {
@@ -248,11 +292,13 @@ export interface Binding {
   /**
    * Runs ops in order on one kernel thread. The first path is the one acted
    * on: a kernel path, or a host path for host* ops and copyOut. The
-   * second: copyIn's and copyXattrs' host source, copyOut's kernel source,
-   * a symlink's target, a link's existing name. Buffers given as data must
-   * not change until the promise settles.
+   * second: copyOut's kernel source, a symlink's target, a link's
+   * existing name. Buffers given as data must not change until the
+   * promise settles.
    */
   batch(ops: BatchOp[]): Promise<BatchResult>;
+  /** [host path, kernel path] pairs: each host tree copied as that kernel path. */
+  TreeCopyIn: new (roots: [KPath, KPath][], options: TreeCopyInOptions) => TreeCopyIn;
   /** A host directory's entries sorted by name bytes, each with its lstat. */
   hostReaddirStat(path: KPath): Promise<HostEntry[]>;
   hostGetXattrs(path: KPath): Promise<Xattr[]>;

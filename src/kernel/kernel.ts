@@ -8,7 +8,7 @@ import { binding, isSystemError, type Binding, type KPath } from './binding.js';
 import { LklfsError } from '../errors.js';
 
 /** The kernel's RAM when not given: see the --mem flag (cli/image-command.ts). */
-export const DEFAULT_MEM_MIB = 128;
+export const DEFAULT_MEM_MIB = 64;
 
 export interface BootOptions {
   /** The kernel's RAM in MiB (default DEFAULT_MEM_MIB). */

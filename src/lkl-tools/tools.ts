@@ -47,7 +47,7 @@ function copyOptions(tool: 'cptofs' | 'cpfromfs'): OptionSpec[] {
     tool === 'cptofs'
       ? { short: 's', long: 'selinux', value: 'CONTEXT', help: 'SELinux context (security.selinux) of every entry copied' }
       : { short: 's', long: 'selinux', value: 'CONTEXT', help: "accepted and ignored, as LKL's cpfromfs ignores it" },
-    { short: 'm', long: 'mb', value: 'MB', help: "the kernel's memory in MiB (default 128; at least 32)" },
+    { short: 'm', long: 'mb', value: 'MB', help: "the kernel's memory in MiB (default 64; at least 32)" },
     ...HELP,
   ];
 }

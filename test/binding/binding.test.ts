@@ -4,15 +4,15 @@
  * compiled engine from dist/.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inScratch, repoRoot, sh } from '../kernel/harness.js';
 
-/** Runs script (ESM) with IMG set to a fresh ext4 image; returns its JSON. */
-function runScript(dir: string, script: string, env: NodeJS.ProcessEnv = {}) {
+/** Runs script (ESM) with IMG set to a fresh ext4 image (64M unless told); returns its JSON. */
+function runScript(dir: string, script: string, env: NodeJS.ProcessEnv = {}, image = { size: '64M', mkfs: [] as string[] }) {
   const img = join(dir, 'fs.img');
-  sh('truncate', ['-s', '64M', img]);
-  sh('mkfs.ext4', ['-q', '-F', img]);
+  sh('truncate', ['-s', image.size, img]);
+  sh('mkfs.ext4', ['-q', '-F', ...image.mkfs, img]);
   const file = join(dir, 'case.mjs');
   const prelude = `
     import { binding } from '${repoRoot}/dist/src/kernel/binding.js';
@@ -365,4 +365,146 @@ test('readTar: an entry whose headers outgrow the Buffer asks for a larger one, 
     sh('mkdir', [out]);
     sh('tar', ['-xf', archive, '-C', out]);
     expect(sh('cmp', [src, join(out, 'holes')]).status).toBe(0);
+  }));
+
+test('TreeCopyIn: steps of a tree bigger than a step and data bigger than the ring; stops where told to decide, resumes as told', () =>
+  inScratch('binding-tree', (dir) => {
+    // 5,000 empty files (more than a step takes), 9 MiB of data (more
+    // than the read-ahead ring holds), a sparse file ending in a hole.
+    const src = join(dir, 'src');
+    mkdirSync(join(src, 'many'), { recursive: true });
+    for (let i = 0; i < 5000; i++) writeFileSync(join(src, 'many', `f${i}`), '');
+    sh('dd', ['if=/dev/urandom', `of=${join(src, 'big')}`, 'bs=1M', 'count=9', 'status=none']);
+    sh('truncate', ['-s', '6M', join(src, 'sparse')]);
+    sh('dd', ['if=/dev/urandom', `of=${join(src, 'sparse')}`, 'bs=1M', 'count=1', 'seek=2', 'conv=notrunc', 'status=none']);
+    writeFileSync(join(src, 'taken'), 'x');
+    const r = runScript(
+      dir,
+      `
+      const { k, m, b } = await mounted();
+      // In the way: the root and /many (directories: merged), /big (a file:
+      // removed, then retried), /taken (a directory where a file comes: skipped).
+      await b.mkdir(m.path('/many'), 0o700);
+      await b.close(await b.open(m.path('/big'), b.constants.O_WRONLY | b.constants.O_CREAT, 0o644));
+      await b.mkdir(m.path('/taken'), 0o755);
+      const job = new b.TreeCopyIn([[${JSON.stringify(src)}, m.path('/')]], { uid: -1, gid: -1, xattrs: true, listCreated: true });
+      const stops = [];
+      let steps = 0, created = 0, resume, last;
+      for (;;) {
+        last = await job.step(resume);
+        steps++;
+        created += last.created.length;
+        resume = undefined;
+        if (last.stop) {
+          const s = last.stop, where = m.imagePath(s.path).toString();
+          stops.push({ where, errno: s.errno, syscall: s.syscall, create: s.create, dir: (s.mode & 0o170000) === 0o040000 });
+          if (where === '/big') await b.unlink(s.path);
+          resume = where === '/big' ? 'retry' : where === '/taken' ? 'skip' : 'merge';
+        } else if (last.done) break;
+      }
+      await job.close();
+      out({ steps, stops, totals: last.totals, created });
+      out((await b.readdirStat(m.path('/many'), false)).length);
+      out((await b.lstat(m.path('/taken'))).mode & 0o170000);
+      const sparse = await b.lstat(m.path('/sparse'));
+      out({ size: sparse.size, allocated: sparse.blocks * 512 });
+      out(await b.copyOut(m.path('/big'), ${JSON.stringify(join(dir, 'big-back'))}, 0o600));
+      out(await b.copyOut(m.path('/sparse'), ${JSON.stringify(join(dir, 'sparse-back'))}, 0o600));
+      // A host failure stops the step too, naming the host path.
+      const missing = new b.TreeCopyIn([[${JSON.stringify(join(dir, 'missing'))}, m.path('/x')]], { uid: -1, gid: -1, xattrs: true, listCreated: false });
+      const failed = await missing.step();
+      await missing.close();
+      out({ ...failed.stop, path: failed.stop.path.toString() });
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    const [job, many, taken, sparse, big, sparseBack, failed] = r.json;
+    expect(job.stops).toEqual([
+      { where: '/', errno: -17, syscall: 'mkdir', create: true, dir: true },
+      { where: '/big', errno: -17, syscall: 'open', create: true, dir: false },
+      { where: '/many', errno: -17, syscall: 'mkdir', create: true, dir: true },
+      { where: '/taken', errno: -17, syscall: 'open', create: true, dir: false },
+    ]);
+    // Every entry but /taken: the root, many/ and its files, big, sparse.
+    expect(job.totals).toEqual({ entries: 5004, files: 5002, bytes: (9 << 20) + (6 << 20), hardlinks: 0 });
+    expect(job.created).toBe(5004);
+    expect(job.steps).toBeGreaterThan(5);
+    expect(many).toBe(5000);
+    expect(taken).toBe(0o040000);
+    expect(sparse.size).toBe(6 << 20);
+    expect(sparse.allocated).toBeLessThan(2 << 20);
+    expect([big, sparseBack]).toEqual([9 << 20, 6 << 20]);
+    expect(sh('cmp', [join(src, 'big'), join(dir, 'big-back')]).status).toBe(0);
+    expect(sh('cmp', [join(src, 'sparse'), join(dir, 'sparse-back')]).status).toBe(0);
+    expect(failed).toEqual({ errno: -2, syscall: 'lstat', path: join(dir, 'missing'), create: false, host: true, mode: 0, bytes: 0 });
+    sh('e2fsck', ['-fn', r.img]);
+  }));
+
+test('TreeCopyIn: a stop at a full filesystem leaves nothing open; grown (unmounted and mounted again), the retry goes on from the failed write; an SELinux label on everything', () =>
+  inScratch('binding-tree-full', (dir) => {
+    // a: one entry with its data (under the 1 MiB piece size); b: 24 MiB
+    // in pieces, more than the 4 MiB ring: its first pieces are gone from
+    // the ring when the filesystem fills up.
+    const src = join(dir, 'src');
+    mkdirSync(join(src, 'd'), { recursive: true });
+    sh('dd', ['if=/dev/urandom', `of=${join(src, 'a')}`, 'bs=1K', 'count=900', 'status=none']);
+    sh('dd', ['if=/dev/urandom', `of=${join(src, 'b')}`, 'bs=1M', 'count=24', 'status=none']);
+    writeFileSync(join(src, 'd', 'c'), 'c\n');
+    sh('ln', ['-s', 'd/c', join(src, 'link')]);
+    const label = 'system_u:object_r:etc_t:s0';
+    const r = runScript(
+      dir,
+      `
+      import { growMounted } from '${repoRoot}/dist/src/engine/grow.js';
+      const { k, m, b } = await mounted();
+      // All but 300 KiB taken: a is cut short, then b.
+      const st = await b.statfs(m.path('/'));
+      const fd = await b.open(m.path('/filler'), b.constants.O_WRONLY | b.constants.O_CREAT, 0o644);
+      const mib = Buffer.alloc(1 << 20, 1);
+      for (let left = st.blocksAvailable * st.blockSize - 300 * 1024; left > 0; left -= mib.length)
+        await b.write(fd, mib, 0, Math.min(left, mib.length), -1);
+      await b.close(fd);
+      const job = new b.TreeCopyIn([[${JSON.stringify(src)}, m.path('/t')]], {
+        uid: -1, gid: -1, xattrs: true, selinux: Buffer.from(${JSON.stringify(label)}), listCreated: false,
+      });
+      const stops = [];
+      let resume, last;
+      for (;;) {
+        last = await job.step(resume);
+        resume = undefined;
+        if (last.stop) {
+          const s = last.stop;
+          stops.push({ where: m.imagePath(s.path).toString(), errno: s.errno, syscall: s.syscall, create: s.create, host: s.host, bytes: s.bytes, taken: last.taken });
+          // Unmounting needs every descriptor closed: the stop left none.
+          await growMounted(m, { relative: true, bytes: (stops.length === 1 ? 8 : 64) << 20 });
+          resume = 'retry';
+        } else if (last.done) break;
+      }
+      await job.close();
+      out({ stops, totals: last.totals });
+      for (const name of ['a', 'b']) out(await b.copyOut(m.path('/t/' + name), ${JSON.stringify(dir)} + '/' + name + '-back', 0o600));
+      const labels = [];
+      for (const p of ['/t', '/t/a', '/t/b', '/t/d', '/t/d/c', '/t/link'])
+        labels.push((await b.getXattrs(m.path(p))).filter((x) => x.name === 'security.selinux').map((x) => x.value.toString()));
+      out(labels);
+      await k.halt();
+    `,
+      {},
+      { size: '16M', mkfs: ['-m', '0'] },
+    );
+    expect(r.stderr).toBe('');
+    const [job, a, bBytes, labels] = r.json;
+    const MiB = 1 << 20;
+    // a's create went through, its write did not; b's after some pieces.
+    expect(job.stops).toHaveLength(2);
+    expect(job.stops[0]).toEqual({ where: '/t/a', errno: -28, syscall: 'write', create: false, host: false, bytes: 900 * 1024, taken: 1 });
+    expect(job.stops[1]).toMatchObject({ where: '/t/b', errno: -28, syscall: 'write', create: false, host: false, bytes: 24 * MiB });
+    expect(job.stops[1].taken).toBeGreaterThan(4);
+    expect(job.totals).toEqual({ entries: 6, files: 3, bytes: 900 * 1024 + 24 * MiB + 2, hardlinks: 0 });
+    expect([a, bBytes]).toEqual([900 * 1024, 24 * MiB]);
+    expect(sh('cmp', [join(src, 'a'), join(dir, 'a-back')]).status).toBe(0);
+    expect(sh('cmp', [join(src, 'b'), join(dir, 'b-back')]).status).toBe(0);
+    expect(labels).toEqual(Array(6).fill([label]));
+    sh('e2fsck', ['-fn', r.img]);
   }));

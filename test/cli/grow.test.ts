@@ -318,7 +318,7 @@ describe('cptofs --grow', () => {
     // btrfs grows to 256M at least (the kernel's limit), then by steps.
     { fs: 'btrfs', mkfs: ['mkfs.btrfs', '-q', '-f'], mib: 128, files: 80, step: 16, first: 128 },
   ])('$fs, --grow-step of $step MiB', (k) =>
-    need(k.mkfs[0] as string)('grown only when full, by steps; files cut short by ENOSPC copied again whole', () =>
+    need(k.mkfs[0] as string)('grown only when full, by steps; files cut short by ENOSPC completed where they stopped', () =>
       inScratch(`cptofs-grow-step-${k.fs}`, (dir) => {
         const src = join(dir, 'src');
         makeTree(src, k.files, 4);
