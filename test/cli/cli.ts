@@ -173,3 +173,14 @@ export function diffTrees(want: Map<string, Node>, got: Map<string, Node>): stri
   for (const path of got.keys()) if (!want.has(path)) out.push(`${path}: unexpected`);
   return out;
 }
+
+/** POSIX ACLs under root, path -> getfattr's hex (snapshot() leaves system.* out). */
+export function acls(root: string): Map<string, string> {
+  const r = spawnSync('getfattr', ['-R', '-h', '-d', '-m', '^system\\.posix_acl_', '-e', 'hex', '.'], { cwd: root, encoding: 'latin1' });
+  const out = new Map<string, string>();
+  for (const block of r.stdout.split('\n\n')) {
+    const [head, ...attrs] = block.trim().split('\n');
+    if (head?.startsWith('# file: ')) out.set(head.slice(8), attrs.sort().join('\n'));
+  }
+  return out;
+}

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, lchownSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
-import { diffTrees, expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
+import { acls, diffTrees, expectOk, lklfs, lklfsAsync, snapshot } from './cli.js';
 import { debugfsStat } from './debugfs.js';
 import { makeFixedTree } from './fixed-tree.js';
 import { isRoot, makeRichTree, reportRichTreeGaps } from './rich-tree.js';
@@ -133,16 +133,6 @@ function addEdges(root: string): void {
   sh('touch', ['-h', '-d', '@4102444800.000000025', p('after-2038')]);
 }
 
-/** POSIX ACLs under root, path -> getfattr's hex (snapshot() leaves system.* out). */
-function acls(root: string): Map<string, string> {
-  const r = spawnSync('getfattr', ['-R', '-h', '-d', '-m', '^system\\.posix_acl_', '-e', 'hex', '.'], { cwd: root, encoding: 'latin1' });
-  const out = new Map<string, string>();
-  for (const block of r.stdout.split('\n\n')) {
-    const [head, ...attrs] = block.trim().split('\n');
-    if (head?.startsWith('# file: ')) out.set(head.slice(8), attrs.sort().join('\n'));
-  }
-  return out;
-}
 
 describe('fs2tar', () => {
   reportRichTreeGaps('fs2tar');

@@ -12,7 +12,7 @@ import { FileSource, StreamSource } from '../../src/engine/byte-source.js';
 import { aclFromText } from '../../src/engine/posix-acl.js';
 import { TarReader, type TarEntry } from '../../src/engine/tar-parse.js';
 import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
-import { diffTrees, expectOk, lklfs, snapshot, type Node } from './cli.js';
+import { acls, diffTrees, expectOk, lklfs, snapshot, type Node } from './cli.js';
 import { isRoot, makeRichTree } from './rich-tree.js';
 
 /** One pax record, "<len> <key>=<value>\n", len counting its own digits: archives made by hand. */
@@ -93,16 +93,6 @@ function addEdges(root: string): void {
   sh('touch', ['-h', '-d', '2021-03-04 05:06:07.000000001', p('big-ids'), p('odd-xattr'), p('holes-around'), p('default-acl'), p('long-target'), root + '/edge']);
 }
 
-/** POSIX ACLs under root, path -> getfattr's hex (snapshot() leaves system.* out). */
-function acls(root: string): Map<string, string> {
-  const r = spawnSync('getfattr', ['-R', '-h', '-d', '-m', '^system\\.posix_acl_', '-e', 'hex', '.'], { cwd: root, encoding: 'latin1' });
-  const out = new Map<string, string>();
-  for (const block of r.stdout.split('\n\n')) {
-    const [head, ...attrs] = block.trim().split('\n');
-    if (head?.startsWith('# file: ')) out.set(head.slice(8), attrs.sort().join('\n'));
-  }
-  return out;
-}
 
 /** The rich tree (and edges) in an image of type, through cptofs. */
 function richImage(dir: string, type: string, sizeMiB: number): { src: string; img: string } {
