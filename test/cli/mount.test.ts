@@ -51,11 +51,10 @@ function isMounted(mountpoint: string): boolean {
 
 /** Waits (up to 30 s) for a condition that another process brings about. */
 function waitFor(what: string, cond: () => boolean): void {
-  for (let i = 0; i < 600; i++) {
-    if (cond()) return;
+  for (let i = 0; !cond(); i++) {
+    if (i === 600) throw new Error(`timed out waiting for ${what}`);
     spawnSync('sleep', ['0.05']);
   }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 /**
