@@ -202,7 +202,7 @@ describe('cpfromfs', () => {
     ['setpriv', 'mkfs.ext4', 'getfattr', 'getfacl', 'setfacl', 'setfattr'].every(haveTool) &&
     spawnSync('setpriv', [...nobody, 'test', '-r', join(repoRoot, 'native/build/Release/lklfs.node')]).status === 0;
   (nobodyCanRun ? test : test.skip)(
-    'not root: own owners, devices and sockets skipped with one warning each, no privileged attributes',
+    `not root: own owners, devices and sockets skipped with one warning each, no privileged attributes${nobodyCanRun ? '' : ' (skipped: needs root, setpriv, the attr/acl tools and a checkout user nobody can read)'}`,
     () =>
       inScratch('cpfromfs-nobody', (dir) => {
         const { src, img } = richImage(dir);

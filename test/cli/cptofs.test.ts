@@ -211,7 +211,7 @@ describe('cptofs', () => {
   const nobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
   const canDropRoot =
     isRoot && haveTool('setpriv') && spawnSync('setpriv', [...nobody, 'test', '-r', join(repoRoot, 'bin/run.js')]).status === 0;
-  (canDropRoot ? test : test.skip)('as a normal user: --owner 0 --group 0 builds a root-owned image', () =>
+  (canDropRoot ? test : test.skip)(`as a normal user: --owner 0 --group 0 builds a root-owned image${canDropRoot ? '' : ' (skipped: needs root, setpriv and a checkout user nobody can read)'}`, () =>
     inScratch('cptofs-nobody', (dir) => {
       chmodSync(dir, 0o755);
       const src = join(dir, 'src');
