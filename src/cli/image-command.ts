@@ -7,8 +7,6 @@
  * an exit status (1: the job failed, 2: bad usage, 128 + the signal's
  * number: interrupted).
  */
-import * as Args from '@oclif/core/args';
-import type { Arg } from '@oclif/core/interfaces';
 import * as Flags from '@oclif/core/flags';
 import { constants } from 'node:os';
 import { DEFAULT_MEM_MIB, describe, Kernel, type BootOptions, type Mount } from '../kernel/kernel.js';
@@ -50,19 +48,6 @@ export const imageFlags = {
     description: "show the kernel's messages on stderr as it prints them (up to info level)",
   }),
 };
-
-/**
- * A command-line argument. oclif reads a missing argument from standard
- * input when that is a pipe: `echo x | lklfs ls -i IMG` would list "x",
- * and tar2fs would lose the start of its archive. Standard input is the
- * commands' own business.
- */
-export function argument(opts: { description: string; required: true }): Arg<string>;
-export function argument(opts: { description: string; default: string }): Arg<string>;
-export function argument(opts: { description: string }): Arg<string | undefined>;
-export function argument(opts: { description: string; required?: boolean; default?: string }): Arg<string> | Arg<string | undefined> {
-  return Args.string({ ...opts, ignoreStdin: true });
-}
 
 /** The copy commands' own flags; whose owners they replace is "what". */
 export function copyFlags(what: string) {

@@ -4,9 +4,24 @@
  * Every command takes --json: run() returns the result object, printed as
  * the JSON output, and a failure is {"error": ...} on stdout instead.
  */
+import * as Args from '@oclif/core/args';
 import { Command } from '@oclif/core/command';
+import type { Arg } from '@oclif/core/interfaces';
 import { LklfsError } from '../errors.js';
 import { summary, withProgress } from './progress.js';
+
+/**
+ * A command-line argument. oclif reads a missing argument from standard
+ * input when that is a pipe: `echo x | lklfs ls -i IMG` would list "x",
+ * and tar2fs would lose the start of its archive. Standard input is the
+ * commands' own business.
+ */
+export function argument(opts: { description: string; required: true }): Arg<string>;
+export function argument(opts: { description: string; default: string }): Arg<string>;
+export function argument(opts: { description: string }): Arg<string | undefined>;
+export function argument(opts: { description: string; required?: boolean; default?: string }): Arg<string> | Arg<string | undefined> {
+  return Args.string({ ...opts, ignoreStdin: true });
+}
 
 export abstract class LklfsCommand extends Command {
   static override enableJsonFlag = true;
@@ -26,7 +41,7 @@ export abstract class LklfsCommand extends Command {
     if (!this.jsonEnabled()) for (const w of warnings) process.stderr.write(`lklfs ${this.id}: warning: ${w}\n`);
   }
 
-  protected override async catch(err: Error & { exitCode?: number; code?: string; oclif?: { exit?: number } }): Promise<unknown> {
+  protected override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     const exitCode = err instanceof LklfsError ? err.exitCode : err.oclif?.exit;
     if (this.jsonEnabled() && exitCode !== undefined) {
       // One JSON object on stdout, as a success would be; the exit status as without --json.

@@ -1,4 +1,5 @@
-import { argument, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { argument } from '../cli/lklfs-command.js';
 import { writeOut } from '../cli/output.js';
 import { resolve } from '../engine/walk-image.js';
 import { isSystemError } from '../kernel/binding.js';

@@ -1,6 +1,7 @@
 import * as Flags from '@oclif/core/flags';
 import { open, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { argument, ImageCommand, imageFlags, memFlag } from '../cli/image-command.js';
+import { ImageCommand, imageFlags, memFlag } from '../cli/image-command.js';
+import { argument } from '../cli/lklfs-command.js';
 import { writeOut } from '../cli/output.js';
 import { writeTar, type TarOptions, type TarResult, type WriteArchive } from '../engine/tar-out.js';
 import { resolve } from '../engine/walk-image.js';

@@ -1,5 +1,6 @@
 import * as Flags from '@oclif/core/flags';
-import { argument, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { ImageCommand, imageFlags } from '../cli/image-command.js';
+import { argument } from '../cli/lklfs-command.js';
 import { entryJson, type EntryJson } from '../cli/json.js';
 import { writeOut } from '../cli/output.js';
 import { kindOf, modeString } from '../engine/modes.js';

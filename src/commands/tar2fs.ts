@@ -1,7 +1,8 @@
 import * as Flags from '@oclif/core/flags';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { argument, copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
+import { argument } from '../cli/lklfs-command.js';
 import { formatBytes } from '../cli/format.js';
 import { counts } from '../cli/progress.js';
 import { FileSource, StreamSource, type ByteSource } from '../engine/byte-source.js';

@@ -1,7 +1,6 @@
 import { basename, dirname, join, resolve } from 'node:path';
 import { realpathSync } from 'node:fs';
-import { argument } from '../cli/image-command.js';
-import { LklfsCommand } from '../cli/lklfs-command.js';
+import { argument, LklfsCommand } from '../cli/lklfs-command.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { binding, isSystemError } from '../kernel/binding.js';
 import { describe } from '../kernel/kernel.js';

@@ -94,12 +94,18 @@ function addEdges(root: string): void {
 }
 
 
-/** The rich tree (and edges) in an image of type, through cptofs. */
-function richImage(dir: string, type: string, sizeMiB: number): { src: string; img: string } {
+/** dir/src: the rich tree and the edges. */
+function edgeTree(dir: string): string {
   const src = join(dir, 'src');
   mkdirSync(src);
   makeRichTree(src);
   addEdges(src);
+  return src;
+}
+
+/** The rich tree (and edges) in an image of type, through cptofs. */
+function richImage(dir: string, type: string, sizeMiB: number): { src: string; img: string } {
+  const src = edgeTree(dir);
   const img = image(dir, 'a', type, sizeMiB);
   expectOk(lklfs(['cptofs', '-i', img, `${src}/.`, '/']));
   return { src, img };
@@ -198,10 +204,7 @@ describe('tar2fs: archives written by GNU tar and bsdtar', () => {
     'GNU tar, pax with xattrs, ACLs and sparse files: the tree lands whole, metadata included',
     () =>
       inScratch('tar2fs-gnu', (dir) => {
-        const src = join(dir, 'src');
-        mkdirSync(src);
-        makeRichTree(src);
-        addEdges(src);
+        const src = edgeTree(dir);
         const archive = join(dir, 'a.tar');
         // GNU tar says it leaves the socket out.
         sh('tar', ['--format=posix', '--xattrs', '--xattrs-include=*', '--acls', '--sparse', '--numeric-owner', '-cf', archive, '-C', src, '.'], { allowFail: true });
@@ -223,10 +226,7 @@ describe('tar2fs: archives written by GNU tar and bsdtar', () => {
     'GNU tar, GNU format: long names through L and K headers, base-256 ids, old sparse files',
     () =>
       inScratch('tar2fs-gnu-format', (dir) => {
-        const src = join(dir, 'src');
-        mkdirSync(src);
-        makeRichTree(src);
-        addEdges(src);
+        const src = edgeTree(dir);
         const archive = join(dir, 'a.tar');
         sh('tar', ['--format=gnu', '--sparse', '--numeric-owner', '-cf', archive, '-C', src, '.'], { allowFail: true });
         const img = image(dir, 'img', 'ext4', 256);
@@ -243,10 +243,7 @@ describe('tar2fs: archives written by GNU tar and bsdtar', () => {
     'bsdtar, pax: LIBARCHIVE.xattr attributes and ACL text with names and ids',
     () =>
       inScratch('tar2fs-bsdtar', (dir) => {
-        const src = join(dir, 'src');
-        mkdirSync(src);
-        makeRichTree(src);
-        addEdges(src);
+        const src = edgeTree(dir);
         const archive = join(dir, 'a.tar');
         sh('bsdtar', ['--format=pax', '--acls', '--xattrs', '--numeric-owner', '-cf', archive, '-C', src, '.'], { allowFail: true });
         expect(readFileSync(archive).includes('LIBARCHIVE.xattr.user.binary=')).toBe(true);
