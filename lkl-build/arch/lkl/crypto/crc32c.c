@@ -43,7 +43,7 @@
 
 /*
  * Constants that move a stream's crc over the one or two streams after it:
- * x^(8 * n - 33) mod P for n = one and two stream lengths (see join3()).
+ * x^(8 * n - 33) mod P for n = one and two stream lengths (see clmul()).
  */
 static u32 long_k1, long_k2, short_k1, short_k2;
 static bool use_clmul;
