@@ -264,6 +264,10 @@ long CopyFileOut(const std::string &path, const std::string &host, long mode, Fa
   return ret < 0 ? ret : closed < 0 ? closed : st.st_size;
 }
 
+long CopyDataOut(long in, int out, int64_t size, Failure *failure, const std::string &src, const std::string &dst) {
+  return CopyData(kKernel, in, kHost, out, size, failure, src, dst);
+}
+
 namespace {
 
 Napi::Value CopyIn(const Napi::CallbackInfo &info) {

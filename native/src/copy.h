@@ -2,6 +2,7 @@
 // Whole-file copies between host and kernel (copy.cc), for batch.cc too.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "queue.h"
@@ -17,5 +18,8 @@ void CancelAll();
 long CopyFileIn(const std::string &host, const std::string &path, long mode, Failure *failure);
 // Kernel file -> new host file (O_EXCL), holes kept: bytes or -errno.
 long CopyFileOut(const std::string &path, const std::string &host, long mode, Failure *failure);
+// The first size bytes of open kernel file in -> open host file out, holes
+// kept (tree_out.cc): 0 or -errno, *failure naming the side (src, dst).
+long CopyDataOut(long in, int out, int64_t size, Failure *failure, const std::string &src, const std::string &dst);
 
 }  // namespace lklfs
