@@ -163,6 +163,18 @@ describe('cpfromfs', () => {
     }),
   );
 
+  need('mkfs.ext4', 'setfacl', 'setfattr')('a missing source after good ones: every source checked before anything is copied', () =>
+    inScratch('cpfromfs-missing-later', (dir) => {
+      const { img } = richImage(dir);
+      const dest = join(dir, 'dest');
+      mkdirSync(dest);
+      const r = lklfs(['cpfromfs', '-t', 'ext4', '-i', img, '/etc', '/bin', '/nope', dest]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toBe(`lklfs cpfromfs: cannot copy ${img}:/nope: ENOENT: no such file or directory\n`);
+      expect(readdirSync(dest)).toEqual([]);
+    }),
+  );
+
   // Not even root may open an immutable file for writing; some host
   // filesystems have no such flag, and only root may set it.
   const immutable = canMakeImmutable();
