@@ -8,12 +8,14 @@
 // extents only, holes kept: copy.cc), symlinks, hard links (by the image's
 // dev:ino), fifos and device nodes; owner, mode, extended attributes and
 // nanosecond times. Host entries are made by name in their open parent
-// directory, image entries read by name in theirs.
+// directory, image entries read by name in theirs. Small files are
+// written behind the walk (HostWriter): the kernel reads the next files
+// while a thread of its own writes these on the host.
 //
 // The walk holds the names of the directories it is in and the first host
 // name of each image file with several links: nothing else grows with the
-// tree. File data goes through one buffer (or copy.cc's pipeline of four
-// for big files).
+// tree. File data waits in at most kBehindBytes (big files go through
+// copy.cc's pipeline of four 1 MiB buffers).
 //
 // The engine (src/engine/copy-out.ts) keeps the decisions: a step stops at
 // an entry it cannot create or a call that fails, and the next
@@ -29,9 +31,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -57,10 +63,19 @@ struct Totals {
   int64_t entries = 0, files = 0, bytes = 0, hardlinks = 0;
 };
 
-// Metadata the host did not take: "owner", "mode", ...
+// Metadata the host did not take: "owner", "mode", ...; seq: its entry's
+// place in the walk, so that warnings from both threads come in walk order.
 struct Warning {
+  size_t seq;
   std::string what, path;
   long err;
+};
+
+// What made the copy fail: the call, its error and path.
+struct Failed {
+  long err = 0;
+  const char *syscall = nullptr;
+  std::string path;
 };
 
 // An entry left out (a socket; a device node when not root): its mode
@@ -111,9 +126,179 @@ bool Wanted(const std::string &name, bool root) {
   return root || name.rfind("user.", 0) == 0 || name.rfind("system.posix_acl_", 0) == 0;
 }
 
+// Owner first (it clears set-id bits), then mode, then extended
+// attributes (a chown drops security.capability), times last: through
+// hfd, or by name in directory hat for what has none open (symlinks,
+// nodes). What the host will not take is a warning, not a failed copy.
+bool SetMetadata(const Options &opts, int hfd, int hat, const char *hname, const std::string &host,
+                 const struct lkl_stat &st, const Xattrs &xattrs, size_t seq, std::vector<Warning> *warnings,
+                 Failed *failed) {
+  auto kept = [&](long ret, std::string what, const char *syscall, bool owner = false) {
+    if (ret >= 0) return true;
+    if (ret != -EPERM && ret != -EOPNOTSUPP && !(owner && ret == -EINVAL)) {
+      *failed = {ret, syscall, host};
+      return false;
+    }
+    warnings->push_back({seq, std::move(what), host, ret});
+    return true;
+  };
+  long uid = opts.uid, gid = opts.gid, ret;
+  if (opts.root) {
+    uid = uid >= 0 ? uid : static_cast<long>(st.st_uid);
+    gid = gid >= 0 ? gid : static_cast<long>(st.st_gid);
+  }
+  if (uid >= 0 || gid >= 0) {
+    ret = Host(hfd >= 0 ? fchown(hfd, uid, gid) : fchownat(hat, hname, uid, gid, AT_SYMLINK_NOFOLLOW));
+    if (!kept(ret, "owner", "lchown", true)) return false;
+  }
+  if (Type(st) != LKL_S_IFLNK) {
+    mode_t mode = st.st_mode & 07777;
+    ret = Host(hfd >= 0 ? fchmod(hfd, mode) : fchmodat(hat, hname, mode, 0));
+    if (!kept(ret, "mode", "chmod")) return false;
+  }
+  for (auto &x : xattrs) {
+    const char *n = x.first.c_str();
+    ret = Host(hfd >= 0 ? fsetxattr(hfd, n, x.second.data(), x.second.size(), 0)
+                        : lsetxattr(host.c_str(), n, x.second.data(), x.second.size(), 0));
+    if (!kept(ret, "extended attribute " + x.first, "lsetxattr")) return false;
+  }
+  struct timespec ts[2] = {{static_cast<time_t>(st.lkl_st_atime), static_cast<long>(st.st_atime_nsec)},
+                           {static_cast<time_t>(st.lkl_st_mtime), static_cast<long>(st.st_mtime_nsec)}};
+  ret = Host(hfd >= 0 ? futimens(hfd, ts) : utimensat(hat, hname, ts, AT_SYMLINK_NOFOLLOW));
+  return kept(ret, "timestamps", "utimensat");
+}
+
+// Files with up to kBehindMax bytes of data are written behind the walk:
+// their data and attributes read on the kernel thread, the host's writes
+// and metadata done by a thread of its own meanwhile. Their data waits in
+// one ring of kRing bytes, taken and given back in queue order; at most
+// kBehindFiles files wait.
+constexpr int64_t kBehindMax = 2 << 20;
+constexpr size_t kRing = 8 << 20;
+constexpr size_t kBehindFiles = 1024;
+
+// A file created on the host (hfd), its data read out of the image into
+// the ring, up to ring_end (in bytes ever taken).
+struct Behind {
+  int hfd;
+  std::string host;
+  struct lkl_stat st;
+  Xattrs xattrs;
+  std::vector<Piece> pieces;
+  const char *data;
+  uint64_t ring_end;
+  size_t seq;
+};
+
+class HostWriter {
+ public:
+  explicit HostWriter(const Options &opts) : opts_(opts), ring_(new char[kRing]), thread_([this] { Run(); }) {}
+
+  ~HostWriter() {
+    {
+      std::lock_guard<std::mutex> hold(lock_);
+      stop_ = true;
+    }
+    moved_.notify_all();
+    thread_.join();
+    for (auto &b : queue_) close(b.hfd);
+  }
+
+  // length (at most kBehindMax) contiguous bytes of the ring, once the
+  // files before have given them back; *end: where they end, in bytes
+  // ever taken (a gap left at the ring's end included).
+  char *Take(size_t length, uint64_t *end) {
+    std::unique_lock<std::mutex> hold(lock_);
+    size_t at = taken_ % kRing;
+    uint64_t start = at + length > kRing ? taken_ + (kRing - at) : taken_;
+    *end = start + length;
+    moved_.wait(hold, [&] { return *end - given_ <= kRing; });
+    taken_ = *end;
+    return ring_.get() + start % kRing;
+  }
+
+  // Waits for room in the queue.
+  void Push(Behind b) {
+    std::unique_lock<std::mutex> hold(lock_);
+    moved_.wait(hold, [&] { return queue_.size() < kBehindFiles; });
+    queue_.push_back(std::move(b));
+    moved_.notify_all();
+  }
+
+  bool Failing() {
+    std::lock_guard<std::mutex> hold(lock_);
+    return failed_.syscall != nullptr;
+  }
+
+  // Waits until every file pushed is written and closed; hands over
+  // their warnings and the first failure.
+  void Drain(std::vector<Warning> *warnings, Failed *failed) {
+    std::unique_lock<std::mutex> hold(lock_);
+    moved_.wait(hold, [&] { return queue_.empty() && !busy_; });
+    for (auto &w : warnings_) warnings->push_back(std::move(w));
+    warnings_.clear();
+    if (failed_.syscall) *failed = failed_;
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> hold(lock_);
+    for (;;) {
+      moved_.wait(hold, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      Behind b = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      // After a failure, files are only closed: the copy is over.
+      bool write = !failed_.syscall;
+      hold.unlock();
+      std::vector<Warning> warnings;
+      Failed failed;
+      if (write) Write(b, &warnings, &failed);
+      if (close(b.hfd) < 0 && write && !failed.syscall) failed = {-errno, "close", b.host};
+      hold.lock();
+      given_ = b.ring_end;
+      busy_ = false;
+      for (auto &w : warnings) warnings_.push_back(std::move(w));
+      if (failed.syscall && !failed_.syscall) failed_ = failed;
+      moved_.notify_all();
+    }
+  }
+
+  void Write(const Behind &b, std::vector<Warning> *warnings, Failed *failed) {
+    int64_t at = 0;
+    for (const Piece &p : b.pieces) {
+      long ret = WriteHostPiece(b.hfd, b.data + at, p);
+      if (ret < 0) {
+        *failed = {ret, "write", b.host};
+        return;
+      }
+      at += p.len;
+    }
+    // A trailing hole sets the size.
+    if (ftruncate(b.hfd, b.st.st_size) < 0) {
+      *failed = {-errno, "ftruncate", b.host};
+      return;
+    }
+    SetMetadata(opts_, b.hfd, -1, nullptr, b.host, b.st, b.xattrs, b.seq, warnings, failed);
+  }
+
+  const Options opts_;
+  std::mutex lock_;
+  std::condition_variable moved_;
+  std::deque<Behind> queue_;
+  std::unique_ptr<char[]> ring_;
+  uint64_t taken_ = 0, given_ = 0;
+  bool busy_ = false, stop_ = false;
+  std::vector<Warning> warnings_;
+  Failed failed_;
+  std::thread thread_;
+};
+
 class Walker {
  public:
-  Walker(std::vector<Root> roots, Options opts) : roots_(std::move(roots)), opts_(opts) {}
+  Walker(std::vector<Root> roots, Options opts)
+      : roots_(std::move(roots)), opts_(opts), writer_(std::make_unique<HostWriter>(opts)) {}
 
   void Step(Resume resume, StepResult *r) {
     size_t entries = 0;
@@ -128,9 +313,19 @@ class Walker {
         break;
       }
       // Stopped: the entry stays next, for the next step's resume.
-      if (!Next(resume, r, &bytes)) break;
+      if (!Next(resume, r, &bytes) || writer_->Failing()) break;
       resume = Resume::None;
       entries++;
+    }
+    // Nothing is left waiting between steps: the engine may clear the
+    // way on the host, and a failure behind the walk ends the copy.
+    Failed failed;
+    writer_->Drain(&r->warnings, &failed);
+    std::stable_sort(r->warnings.begin(), r->warnings.end(),
+                     [](const Warning &a, const Warning &b) { return a.seq < b.seq; });
+    if (failed.syscall) {
+      r->create = false;
+      Stop(r, failed.err, failed.syscall, failed.path);
     }
     r->totals = totals_;
   }
@@ -198,6 +393,7 @@ class Walker {
     }
     // A root's name is its whole path, on both sides.
     const char *hname = dirs_.empty() ? at.host.c_str() : at.name;
+    seq_++;
     struct lkl_stat st;
     long ret = lkl_sys_newfstatat(at.kat, at.name, &st, kNoFollow);
     if (ret < 0) return Stop(r, ret, "lstat", at.kernel);
@@ -320,6 +516,7 @@ class Walker {
       lkl_sys_close(in);
       return Stop(r, err, "open", at.host, true, at.kernel, st.st_mode);
     }
+    if (st.st_size <= kBehindMax) return WriteBehind(in, out, at, st, r);
     Failure failure;
     long ret = CopyDataOut(in, out, st.st_size, &failure, at.kernel, at.host);
     bool ok = ret < 0 ? Stop(r, ret, failure.syscall, failure.path) : Metadata(out, in, at, hname, st, r);
@@ -332,48 +529,53 @@ class Walker {
     return true;
   }
 
-  // Owner first (it clears set-id bits), then mode, then extended
-  // attributes (a chown drops security.capability), times last: through
-  // the host descriptor hfd, or by name for what has none (symlinks,
-  // nodes). The attributes are read through kfd, or by kernel path. What
-  // the host will not take is a warning, not a failed copy.
+  // A small file's data and attributes read now, in pieces (holes left
+  // out), for the host writer to write into out and close.
+  bool WriteBehind(long in, int out, const Place &at, const struct lkl_stat &st, StepResult *r) {
+    Behind b{out, at.host, st, {}, KernelPieces(in, st.st_size), nullptr, 0, seq_};
+    size_t length = 0;
+    for (const Piece &p : b.pieces) length += p.len;
+    char *data = writer_->Take(length, &b.ring_end);
+    b.data = data;
+    long ret = 0;
+    const char *syscall = "read";
+    for (const Piece &p : b.pieces) {
+      if ((ret = ReadKernelPiece(in, data, p)) < 0) break;
+      data += p.len;
+    }
+    if (ret >= 0 && opts_.xattrs) {
+      ret = WantedXattrs(in, at.kernel, &b.xattrs);
+      syscall = "llistxattr";
+    }
+    DropCache(in, 0, 0);
+    lkl_sys_close(in);
+    if (ret < 0) {
+      close(out);
+      return Stop(r, ret, syscall, at.kernel);
+    }
+    writer_->Push(std::move(b));
+    totals_.files++;
+    totals_.bytes += st.st_size;
+    return true;
+  }
+
+  // The entry's metadata onto the host (see SetMetadata), its attributes
+  // read through kfd, or by kernel path.
   bool Metadata(int hfd, long kfd, const Place &at, const char *hname, const struct lkl_stat &st, StepResult *r) {
-    auto kept = [&](long ret, std::string what, const char *syscall, bool owner = false) {
-      if (ret >= 0) return true;
-      if (ret != -EPERM && ret != -EOPNOTSUPP && !(owner && ret == -EINVAL)) return Stop(r, ret, syscall, at.host);
-      r->warnings.push_back({std::move(what), at.host, ret});
-      return true;
-    };
-    long uid = opts_.uid, gid = opts_.gid, ret;
-    if (opts_.root) {
-      uid = uid >= 0 ? uid : static_cast<long>(st.st_uid);
-      gid = gid >= 0 ? gid : static_cast<long>(st.st_gid);
-    }
-    if (uid >= 0 || gid >= 0) {
-      ret = Host(hfd >= 0 ? fchown(hfd, uid, gid) : fchownat(at.hat, hname, uid, gid, AT_SYMLINK_NOFOLLOW));
-      if (!kept(ret, "owner", "lchown", true)) return false;
-    }
-    if (Type(st) != LKL_S_IFLNK) {
-      mode_t mode = st.st_mode & 07777;
-      ret = Host(hfd >= 0 ? fchmod(hfd, mode) : fchmodat(at.hat, hname, mode, 0));
-      if (!kept(ret, "mode", "chmod")) return false;
-    }
-    if (opts_.xattrs) {
-      Xattrs xattrs;
-      ret = ReadXattrs(kfd, at.kernel, &xattrs);
-      if (ret < 0) return Stop(r, ret, "llistxattr", at.kernel);
-      for (auto &x : xattrs) {
-        if (!Wanted(x.first, opts_.root)) continue;
-        const char *n = x.first.c_str();
-        ret = Host(hfd >= 0 ? fsetxattr(hfd, n, x.second.data(), x.second.size(), 0)
-                            : lsetxattr(at.host.c_str(), n, x.second.data(), x.second.size(), 0));
-        if (!kept(ret, "extended attribute " + x.first, "lsetxattr")) return false;
-      }
-    }
-    struct timespec ts[2] = {{static_cast<time_t>(st.lkl_st_atime), static_cast<long>(st.st_atime_nsec)},
-                             {static_cast<time_t>(st.lkl_st_mtime), static_cast<long>(st.st_mtime_nsec)}};
-    ret = Host(hfd >= 0 ? futimens(hfd, ts) : utimensat(at.hat, hname, ts, AT_SYMLINK_NOFOLLOW));
-    return kept(ret, "timestamps", "utimensat");
+    Xattrs xattrs;
+    long ret = opts_.xattrs ? WantedXattrs(kfd, at.kernel, &xattrs) : 0;
+    if (ret < 0) return Stop(r, ret, "llistxattr", at.kernel);
+    Failed failed;
+    if (SetMetadata(opts_, hfd, at.hat, hname, at.host, st, xattrs, seq_, &r->warnings, &failed)) return true;
+    return Stop(r, failed.err, failed.syscall, failed.path);
+  }
+
+  // The attributes the host gets (see Wanted).
+  long WantedXattrs(long kfd, const std::string &path, Xattrs *out) {
+    long ret = ReadXattrs(kfd, path, out);
+    out->erase(std::remove_if(out->begin(), out->end(), [&](const auto &x) { return !Wanted(x.first, opts_.root); }),
+               out->end());
+    return ret;
   }
 
   static long ReadXattrs(long kfd, const std::string &path, Xattrs *out) {
@@ -393,6 +595,9 @@ class Walker {
   Options opts_;
   Totals totals_;
   std::vector<Dir> dirs_;
+  // Entries visited, for the order of warnings.
+  size_t seq_ = 0;
+  std::unique_ptr<HostWriter> writer_;
   // Image files with several links, by dev:ino: their first host path.
   std::map<std::pair<uint64_t, uint64_t>, std::string> links_;
 };
