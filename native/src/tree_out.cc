@@ -496,6 +496,7 @@ class Walker {
   // The directory entered last is done: its metadata, now that its
   // contents no longer change its times.
   bool Leave(StepResult *r) {
+    seq_++;  // its warnings after its contents'
     Dir &d = dirs_.back();
     // Its place as seen from its parent, for the calls that go by name.
     Place at{kCwd, AT_FDCWD, nullptr, d.kernel, d.host};
