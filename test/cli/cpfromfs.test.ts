@@ -288,6 +288,31 @@ describe('cpfromfs', () => {
     }),
   );
 
+  // Small files are written by a thread of their own behind the walk: a
+  // failure there still ends the copy, naming the host file.
+  const canMountTmpfs = isRoot && haveTool('mount') && haveTool('umount');
+  (canMountTmpfs && tools('mkfs.ext4') ? test : test.skip)(
+    `a full host filesystem: the copy fails with ENOSPC on the host path${canMountTmpfs ? '' : ' (skipped: needs root to mount a small tmpfs)'}`,
+    () =>
+      inScratch('cpfromfs-host-full', (dir) => {
+        const src = join(dir, 'src');
+        mkdirSync(src);
+        for (let f = 0; f < 40; f++) writeFileSync(join(src, `f${f}`), Buffer.alloc(64 << 10, f + 1));
+        const img = image(dir, 'ext4', 64, ['mkfs.ext4', '-q', '-F']);
+        expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/.`, '/']));
+        const small = join(dir, 'small');
+        mkdirSync(small);
+        sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+        try {
+          const r = lklfs(['cpfromfs', '-t', 'ext4', '-i', img, '/.', join(small, 'out')]);
+          expect(r.status).toBe(1);
+          expect(r.stderr).toMatch(new RegExp(`^lklfs cpfromfs: write ${small}/out/f\\d+: ENOSPC: no space left on device\\n$`));
+        } finally {
+          sh('umount', [small]);
+        }
+      }),
+  );
+
   // ntfs3 lists WSL's owner fields as attributes in no namespace ($LXUID,
   // $LXGID): no Linux filesystem takes them, so they are not copied (nor
   // complained about); owners come from stat.
