@@ -14,8 +14,8 @@
 //
 // The walk holds the names of the directories it is in and the first host
 // name of each image file with several links: nothing else grows with the
-// tree. File data waits in at most kBehindBytes (big files go through
-// copy.cc's pipeline of four 1 MiB buffers).
+// tree. Small files' data waits in one ring of kRing bytes; bigger files
+// go through copy.cc (a 1 MiB buffer, its pipeline of four from 8 MiB).
 //
 // The engine (src/engine/copy-out.ts) keeps the decisions: a step stops at
 // an entry it cannot create or a call that fails, and the next
