@@ -17,7 +17,8 @@
         "src/tar_format.cc",
         "src/tar_out.cc",
         "src/tree_reader.cc",
-        "src/tree_in.cc"
+        "src/tree_in.cc",
+        "src/tree_out.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

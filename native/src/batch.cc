@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 // batch(ops): many small calls in one trip to a kernel thread. A copy into
-// or out of an image makes five or six calls per file (create, owner,
-// mode, xattrs, times); one promise each would spend most of the time
-// handing work between threads. The engine decides what to call; this
-// only runs the list, in order. Ops named host* act on the host.
+// an image makes five or six calls per file (create, owner, mode, xattrs,
+// times); one promise each would spend most of the time handing work
+// between threads. The engine decides what to call; this only runs the
+// list, in order.
 //
 // Data for the image travels in the batch itself (writeFile, writeAt,
 // setXattrs): a Buffer, or an array of pieces written one after the
@@ -15,12 +15,8 @@
 // An op is [name, tolerant, ...args]. The result is one number per op
 // run: its return value or a negative errno. A failing op stops the batch
 // unless it is tolerant and failed with EPERM or EOPNOTSUPP (metadata the
-// filesystem cannot hold; for owners also EINVAL, an id the host cannot
-// map), so the results end at the op that stopped it.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
+// filesystem cannot hold; for owners also EINVAL, an id it cannot map), so
+// the results end at the op that stopped it.
 #include <unistd.h>
 
 #include <algorithm>
@@ -43,9 +39,7 @@ constexpr long kCwd = LKL_AT_FDCWD;
 constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
 
 enum class Code {
-  Mkdir, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, Unlink,
-  HostMkdir, CopyOut, HostSymlink, HostLink, HostMknod, HostLchown, HostChmod, HostLutimes,
-  HostSetXattr, HostUnlink, WriteFile, WriteAt, Truncate, SetXattrs,
+  Mkdir, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, Unlink, WriteFile, WriteAt, Truncate, SetXattrs,
 };
 
 // Bytes inside a Buffer that the batch keeps alive, or (data null) the
@@ -60,12 +54,10 @@ struct Span {
 struct Op {
   Code code;
   bool tolerant;
-  std::string a, b, c;  // a: the path acted on; b, c: a second path, a name, a value
+  std::string a, b;  // a: the path acted on; b: a second path
   std::vector<Span> data;
   int64_t n[3];
 };
-
-long Host(int ret) { return ret < 0 ? -errno : ret; }
 
 // Attributes onto kernel path: the first tolerated failure is the result
 // (the rest are still tried), any other failure stops.
@@ -177,28 +169,6 @@ long Run(const Op &op, Failure *failure) {
     }
     case Code::Unlink:
       return lkl_sys_unlinkat(kCwd, a, 0);
-    case Code::HostMkdir:
-      return Host(mkdir(a, op.n[0]));
-    case Code::CopyOut:
-      return CopyFileOut(op.b, op.a, op.n[0], failure);
-    case Code::HostSymlink:
-      return Host(symlink(b, a));
-    case Code::HostLink:
-      return Host(link(b, a));
-    case Code::HostMknod:
-      return Host(mknod(a, op.n[0], makedev(op.n[1], op.n[2])));
-    case Code::HostLchown:
-      return Host(lchown(a, op.n[0], op.n[1]));
-    case Code::HostChmod:
-      return Host(chmod(a, op.n[0]));
-    case Code::HostLutimes: {
-      struct timespec ts[2] = {SplitNs<struct timespec>(op.n[0]), SplitNs<struct timespec>(op.n[1])};
-      return Host(utimensat(AT_FDCWD, a, ts, AT_SYMLINK_NOFOLLOW));
-    }
-    case Code::HostSetXattr:
-      return Host(lsetxattr(a, b, op.c.data(), op.c.size(), 0));
-    case Code::HostUnlink:
-      return Host(unlink(a));
     case Code::WriteFile:
       return WriteData(op, true, failure);
     case Code::WriteAt:
@@ -252,11 +222,6 @@ Op Parse(Napi::Env env, Napi::Value v, std::vector<Napi::Value> *keep) {
       {"link", Code::Link, 2, 0, 0},             {"mknod", Code::Mknod, 1, 0, 3},
       {"lchown", Code::Lchown, 1, 0, 2},         {"chmod", Code::Chmod, 1, 0, 1},
       {"lutimes", Code::Lutimes, 1, 0, 2},       {"unlink", Code::Unlink, 1, 0, 0},
-      {"hostMkdir", Code::HostMkdir, 1, 0, 1},   {"copyOut", Code::CopyOut, 2, 0, 1},
-      {"hostSymlink", Code::HostSymlink, 2, 0, 0}, {"hostLink", Code::HostLink, 2, 0, 0},
-      {"hostMknod", Code::HostMknod, 1, 0, 3},     {"hostLchown", Code::HostLchown, 1, 0, 2},
-      {"hostChmod", Code::HostChmod, 1, 0, 1},     {"hostLutimes", Code::HostLutimes, 1, 0, 2},
-      {"hostSetXattr", Code::HostSetXattr, 3, 0, 0}, {"hostUnlink", Code::HostUnlink, 1, 0, 0},
       {"writeFile", Code::WriteFile, 1, 1, 1},     {"writeAt", Code::WriteAt, 1, 1, 1},
       {"truncate", Code::Truncate, 1, 0, 1},       {"setXattrs", Code::SetXattrs, 1, 1, 0},
   };
@@ -267,12 +232,12 @@ Op Parse(Napi::Env env, Napi::Value v, std::vector<Napi::Value> *keep) {
     if (name != k.name) continue;
     if (arr.Length() != static_cast<uint32_t>(2 + k.paths + k.data + k.numbers))
       throw Napi::TypeError::New(env, "wrong number of arguments for op " + name);
-    Op op{k.code, arr.Get(1u).ToBoolean().Value(), {}, {}, {}, {}, {0, 0, 0}};
+    Op op{k.code, arr.Get(1u).ToBoolean().Value(), {}, {}, {}, {0, 0, 0}};
     for (int i = 0; i < k.paths; i++) {
       Napi::Value p = arr.Get(2 + i);
       std::string s = p.IsBuffer() ? std::string(p.As<Napi::Buffer<char>>().Data(), p.As<Napi::Buffer<char>>().Length())
                                    : p.ToString().Utf8Value();
-      (i == 0 ? op.a : i == 1 ? op.b : op.c) = std::move(s);
+      (i == 0 ? op.a : op.b) = std::move(s);
     }
     if (k.data) DataArg(env, arr.Get(2 + k.paths), &op.data, keep);
     for (int i = 0; i < k.numbers; i++) {
@@ -301,7 +266,7 @@ Napi::Value Batch(const Napi::CallbackInfo &info) {
           Failure where;
           long ret = Cancelled() ? -LKL_ECANCELED : Run(op, &where);
           results->push_back(ret);
-          bool owner = op.code == Code::Lchown || op.code == Code::HostLchown;
+          bool owner = op.code == Code::Lchown;
           bool tolerated = op.tolerant && (ret == -LKL_EPERM || ret == -LKL_EOPNOTSUPP || (owner && ret == -LKL_EINVAL));
           if (ret < 0 && !tolerated) {
             // A failure inside a copy names its side; the others the op.

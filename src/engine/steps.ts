@@ -38,15 +38,6 @@ export interface StepHooks<S> {
 /** The system call each op stands for, where its name is not one. */
 const SYSCALL: Partial<Record<BatchOp[0], string>> = {
   lutimes: 'utimensat',
-  hostMkdir: 'mkdir',
-  hostSymlink: 'symlink',
-  hostLink: 'link',
-  hostMknod: 'mknod',
-  hostLchown: 'lchown',
-  hostChmod: 'chmod',
-  hostLutimes: 'utimensat',
-  hostSetXattr: 'lsetxattr',
-  hostUnlink: 'unlink',
   writeFile: 'open',
   writeAt: 'open',
   setXattrs: 'lsetxattr',
@@ -57,8 +48,7 @@ const EEXIST = -17;
 
 /** What batch() lets pass for a tolerant op (see batch.cc). */
 function tolerated(op: BatchOp, ret: number): boolean {
-  const owner = op[0] === 'lchown' || op[0] === 'hostLchown';
-  return op[1] && (ret === EPERM || ret === -95 /* EOPNOTSUPP */ || (owner && ret === -22) /* EINVAL */);
+  return op[1] && (ret === EPERM || ret === -95 /* EOPNOTSUPP */ || (op[0] === 'lchown' && ret === -22) /* EINVAL */);
 }
 
 export async function runSteps<S>(
