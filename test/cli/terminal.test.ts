@@ -21,7 +21,7 @@ function underTerminal(columns: number, command: string): { status: number | nul
   return { status: r.status, out: r.stdout };
 }
 
-function cptofsUnder(columns: number): { status: number | null; out: string; img: string } {
+function cptofsUnder(columns: number): Promise<{ status: number | null; out: string; img: string }> {
   return inScratch('terminal', (dir) => {
     const tree = join(dir, 'tree');
     mkdirSync(tree);
