@@ -17,7 +17,10 @@
         "src/tar_format.cc",
         "src/tar_out.cc",
         "src/tree_reader.cc",
-        "src/tree_in.cc"
+        "src/tree_in.cc",
+        "src/tar_input.cc",
+        "src/tar_in_reader.cc",
+        "src/tar_in.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -180,6 +180,69 @@ export interface TreeCopyIn {
   close(): Promise<void>;
 }
 
+/** TarCopyIn's options. */
+export interface TarCopyInOptions {
+  /** Owner and group for every entry; -1: the archive's. */
+  uid: number;
+  gid: number;
+  xattrs: boolean;
+  /** Stop at container-layer whiteouts (.wh.NAME) rather than extract them. */
+  whiteouts: boolean;
+  /** Return each created entry's kernel path (for -v). */
+  listCreated: boolean;
+}
+
+/** What came of the entry a TarCopyIn step stopped at. */
+export interface TarResume {
+  /** An entry in the way was removed (retry), is a directory (merge), or the entry is left out (skip). */
+  action?: 'retry' | 'merge' | 'skip';
+  /** The directory found or made for a parent key: [key, kernel path]. */
+  dir?: [Buffer, Buffer];
+  /** Keys of directories gone from the image (and everything under them). */
+  forget?: Buffer[];
+  /** The entry's ACLs from their text: [attribute name, value]. */
+  acl?: [Buffer, Buffer][];
+}
+
+export interface TarStep {
+  /** Running totals of the whole job. */
+  totals: { entries: number; files: number; bytes: number; hardlinks: number };
+  /** Metadata not kept: [what ("owner", "mode", ...), kernel path, negative errno]. */
+  warnings: [string, Buffer, number][];
+  /** Entries of a type flag the reader does not know, extracted as files: [kernel path, flag]. */
+  types: [Buffer, string][];
+  /** Entries left out: [why, member name]. */
+  skipped: [string, Buffer][];
+  /** Kernel paths created in this step, when listCreated. */
+  created: Buffer[];
+  /** The whole archive is in, directories' metadata included. */
+  done: boolean;
+  /** It ended without its two zero blocks. */
+  endedWithoutMarker: boolean;
+  /** A call failed: create, the call that makes the entry, of the kind in mode. */
+  stop?: { errno: number; syscall: string; path: Buffer; create: boolean; mode: number };
+  /** Stopped at a parent directory the archive has not given: its key (path under the destination). */
+  parent?: Buffer;
+  /** Stopped at a whiteout: .wh.NAME in the directory at key (dir: its kernel path, names: what the archive put there). */
+  whiteout?: { key: Buffer; name: Buffer; dir?: Buffer; names: Buffer[] };
+  /** Stopped at ACL text (for the entry at kernel path) to turn into attributes. */
+  acl?: { path: Buffer; access?: string; default?: string };
+  /** The archive is bad, or could not be read: what and where. Everything before it is in. */
+  archiveError?: string;
+}
+
+/**
+ * A tar archive unpacked into a kernel directory in steps of a few
+ * thousand entries, each one trip (native/src/tar_in.cc); the archive is
+ * read, decompressed and parsed ahead on a thread of its own from
+ * construction on.
+ */
+export interface TarCopyIn {
+  step(resume?: TarResume): Promise<TarStep>;
+  /** Stops the reading and closes what is open; always called, last. */
+  close(): Promise<void>;
+}
+
 export interface Binding {
   boot(cmdline: string): Promise<number>;
   isRunning(): boolean;
@@ -299,6 +362,8 @@ export interface Binding {
   batch(ops: BatchOp[]): Promise<BatchResult>;
   /** [host path, kernel path] pairs: each host tree copied as that kernel path. */
   TreeCopyIn: new (roots: [KPath, KPath][], options: TreeCopyInOptions) => TreeCopyIn;
+  /** The archive open at fd (isFile: a regular file, read from its start; else a pipe), label its name in messages, into kernel directory dest. */
+  TarCopyIn: new (fd: number, isFile: boolean, label: string, dest: KPath, options: TarCopyInOptions) => TarCopyIn;
   /** A host directory's entries sorted by name bytes, each with its lstat. */
   hostReaddirStat(path: KPath): Promise<HostEntry[]>;
   hostGetXattrs(path: KPath): Promise<Xattr[]>;
