@@ -47,9 +47,6 @@ const SYSCALL: Partial<Record<BatchOp[0], string>> = {
   hostLutimes: 'utimensat',
   hostSetXattr: 'lsetxattr',
   hostUnlink: 'unlink',
-  writeFile: 'open',
-  writeAt: 'open',
-  setXattrs: 'lsetxattr',
 };
 
 const EPERM = -1;

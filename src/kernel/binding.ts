@@ -77,22 +77,9 @@ export interface StatFs {
   readOnly: boolean;
 }
 
-/** length bytes of the open host file fd, from offset: data read where it is, never brought into JS. */
-export interface HostRange {
-  fd: number;
-  offset: number;
-  length: number;
-}
-
-/** Data for batch(): one Buffer, or several pieces written one after the other. */
-export type BatchData = Buffer | (Buffer | HostRange)[];
-
 /**
  * One call for batch(): [name, tolerant, ...args]. A tolerant op that fails
- * with EPERM or EOPNOTSUPP does not stop the batch. Data travels with the
- * batch, read where it lies (no copy): writeFile creates a file (O_EXCL)
- * with its content, writeAt writes more at an offset, setXattrs sets the
- * attributes packXattrs() packed.
+ * with EPERM or EOPNOTSUPP does not stop the batch.
  */
 export type BatchOp =
   | ['mkdir', boolean, KPath, number]
@@ -112,11 +99,7 @@ export type BatchOp =
   | ['hostChmod', boolean, KPath, number]
   | ['hostLutimes', boolean, KPath, bigint, bigint]
   | ['hostSetXattr', boolean, KPath, string, Buffer]
-  | ['hostUnlink', boolean, KPath]
-  | ['writeFile', boolean, KPath, BatchData, number]
-  | ['writeAt', boolean, KPath, BatchData, number]
-  | ['truncate', boolean, KPath, number]
-  | ['setXattrs', boolean, KPath, Buffer];
+  | ['hostUnlink', boolean, KPath];
 
 export interface BatchResult {
   /** Per op run: its result or a negative errno; a stop ends the list. */
@@ -369,22 +352,6 @@ export interface Binding {
   hostGetXattrs(path: KPath): Promise<Xattr[]>;
   hostSetXattr(path: KPath, name: string, value: Buffer): Promise<number>;
   hostLutimes(path: KPath, atimeNs: bigint, mtimeNs: bigint): Promise<number>;
-}
-
-/**
- * Attributes for a setXattrs op, as batch.cc reads them: for each, a
- * little-endian u32 length and the name's bytes, a u32 length and the value.
- */
-export function packXattrs(xattrs: { name: Buffer; value: Buffer }[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const { name, value } of xattrs) {
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(name.length);
-    const vlen = Buffer.alloc(4);
-    vlen.writeUInt32LE(value.length);
-    parts.push(len, name, vlen, value);
-  }
-  return Buffer.concat(parts);
 }
 
 /**
