@@ -107,5 +107,5 @@ bash lkl-build/build.sh
 # The Node binding, rebuilt when liblkl.a or its sources changed.
 bash scripts/build-native.sh
 
-# The command line: TypeScript compiled into dist/.
+# The command line: TypeScript compiled into dist/src/, bundled into dist/cli/.
 npm run --silent build

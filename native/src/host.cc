@@ -81,8 +81,12 @@ long ListHostDir(const std::string &dir, std::vector<HostEntry> *out, Failure *f
     return -errno;
   }
   int fd = dirfd(d);
-  errno = 0;
-  while (struct dirent *de = readdir(d)) {
+  for (;;) {
+    // readdir's end and its failure differ only by errno, which the calls
+    // below may leave set even when they succeed.
+    errno = 0;
+    struct dirent *de = readdir(d);
+    if (!de) break;
     std::string name(de->d_name);
     if (name == "." || name == "..") continue;
     HostEntry e{name, {}, {}};

@@ -164,8 +164,10 @@ bool TreeReader::VisitDir(int dirfd, const std::string &name, TreeEntry e) {
     return Fail(ret, "llistxattr");
   }
   std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent *de = readdir(d)) {
+  for (;;) {
+    errno = 0;  // the end and a failure differ only by errno
+    struct dirent *de = readdir(d);
+    if (!de) break;
     if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) names.emplace_back(de->d_name);
   }
   if (errno) {

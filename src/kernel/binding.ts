@@ -7,9 +7,8 @@
  */
 import { createRequire } from 'node:module';
 import { getSystemErrorMap, getSystemErrorName } from 'node:util';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../package-root.js';
 
 export type KPath = string | Buffer;
 
@@ -389,17 +388,6 @@ export interface SystemError extends Error {
 
 export function isSystemError(e: unknown): e is SystemError {
   return e instanceof Error && typeof (e as Partial<SystemError>).errno === 'number';
-}
-
-/** The package root: src/kernel or dist/src/kernel, two or three levels up. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('lklfs: cannot find the package root');
-    dir = up;
-  }
-  return dir;
 }
 
 let loaded: Binding | undefined;

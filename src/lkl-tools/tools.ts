@@ -6,10 +6,8 @@
  * work as lklfs does it: full fidelity, clean unmount, lklfs's messages
  * and exit statuses.
  */
-// The subpath, as bin/run.js: the package's index loads all of oclif first.
-import { execute } from '@oclif/core/execute';
 import { basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { main } from '../cli/main.js';
 import { UsageError } from '../errors.js';
 import { getopt, optionHelp, type CommandLine, type OptionSpec } from './getopt.js';
 
@@ -191,7 +189,5 @@ export async function runTool(tool: ToolName, argv: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  // No user-installed oclif plugins, as bin/run.js.
-  const root = fileURLToPath(new URL('../../..', import.meta.url));
-  await execute({ args, loadOptions: { root, userPlugins: false } });
+  await main(args);
 }

@@ -94,6 +94,8 @@ const runnable = onX64 && haveTool('mkfs.ext4') && haveTool('dpkg-query');
         'LICENSE',
         'README.md',
         'bin/run.js',
+        'dist/cli/main.js',
+        'dist/cli/commands/ls.js',
         'dist/src/commands/ls.js',
         'dist/src/kernel/binding.js',
         'oclif.manifest.json',
