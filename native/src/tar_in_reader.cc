@@ -24,6 +24,12 @@ constexpr size_t kQueueEntries = 8192;
 // Headers are read a window at a time; larger data goes straight where it belongs.
 constexpr size_t kWindow = 64 << 10;
 constexpr int64_t kMaxSafe = (int64_t{1} << 53) - 1;
+// Entries the writer waits for (or a quarter of the ring's data, see
+// Wait()), and how often waits look
+// at cancel() and at what came meanwhile.
+constexpr size_t kBunch = 64;
+constexpr std::chrono::milliseconds kGlance(5);
+constexpr std::chrono::milliseconds kForever = std::chrono::milliseconds::max();
 
 // A failure of the archive: the message is the whole of it.
 struct ArchiveError {
@@ -219,23 +225,30 @@ TarReader::~TarReader() {
     stop_ = true;
   }
   input_.Stop();
-  moved_.notify_all();
+  room_.notify_one();
   thread_.join();
 }
 
-TarItem *TarReader::Front() {
+// The two threads hand over in bunches, not an entry at a time (a wake
+// per entry would cost more than the entry): the writer waits for a few
+// entries (or a moment), the reader for half the ring and queue.
+TarItem *TarReader::Wait(std::chrono::milliseconds most) {
   std::unique_lock<std::mutex> hold(lock_);
-  // cancel() (a signal) notifies nobody: looked at now and then.
-  while (!moved_.wait_for(hold, std::chrono::milliseconds(100), [this] { return done_ || !queue_.empty() || Cancelled(); })) {
+  auto start = std::chrono::steady_clock::now();
+  while (queue_.size() < kBunch && queued_ < kRing / 4 && !done_ && !reader_waiting_ && !Cancelled()) {
+    writer_waiting_ = true;
+    // cancel() (a signal) notifies nobody: looked at now and then.
+    bool woken = ready_.wait_for(hold, kGlance) == std::cv_status::no_timeout;
+    writer_waiting_ = false;
+    if (!woken && !queue_.empty()) break;
+    if (most != kForever && std::chrono::steady_clock::now() - start >= most) break;
   }
   return queue_.empty() ? nullptr : &queue_.front();
 }
 
-TarItem *TarReader::FrontWithin(int ms) {
-  std::unique_lock<std::mutex> hold(lock_);
-  moved_.wait_for(hold, std::chrono::milliseconds(ms), [this] { return done_ || !queue_.empty(); });
-  return queue_.empty() ? nullptr : &queue_.front();
-}
+TarItem *TarReader::Front() { return Wait(kForever); }
+
+TarItem *TarReader::FrontWithin(int ms) { return Wait(std::chrono::milliseconds(ms)); }
 
 bool TarReader::Ended() {
   std::lock_guard<std::mutex> hold(lock_);
@@ -250,8 +263,21 @@ bool TarReader::EndedWithoutMarker() {
 void TarReader::Pop() {
   std::lock_guard<std::mutex> hold(lock_);
   if (queue_.front().ring_end) given_ = queue_.front().ring_end;
+  queued_ -= queue_.front().length;
   queue_.pop_front();
-  moved_.notify_all();
+  if (reader_waiting_ && taken_ - given_ <= kRing / 2 && queue_.size() <= kQueueEntries / 2) room_.notify_one();
+}
+
+// The reader waits (for room, see Wait()) until ready() or a stop.
+template <typename Ready>
+void TarReader::WaitRoom(std::unique_lock<std::mutex> &hold, Ready ready) {
+  while (!stop_ && !Cancelled() && !ready()) {
+    reader_waiting_ = true;
+    if (writer_waiting_) ready_.notify_one();
+    room_.wait_for(hold, kGlance);
+    reader_waiting_ = false;
+  }
+  if (stop_ || Cancelled()) throw Stopped();
 }
 
 // length contiguous bytes of the ring, once given back; *end is where they end.
@@ -259,8 +285,7 @@ char *TarReader::TakeRing(size_t length, uint64_t *end) {
   std::unique_lock<std::mutex> hold(lock_);
   size_t at = taken_ % kRing;
   size_t gap = at + length > kRing ? kRing - at : 0;  // the ring's end is too short: start over
-  moved_.wait(hold, [&] { return stop_ || Cancelled() || taken_ + gap + length - given_ <= kRing; });
-  if (stop_ || Cancelled()) throw Stopped();
+  WaitRoom(hold, [&] { return taken_ + gap + length - given_ <= kRing; });
   taken_ += gap + length;
   *end = taken_;
   return ring_.get() + (gap ? 0 : at);
@@ -268,10 +293,11 @@ char *TarReader::TakeRing(size_t length, uint64_t *end) {
 
 void TarReader::Push(TarItem e) {
   std::unique_lock<std::mutex> hold(lock_);
-  moved_.wait(hold, [&] { return stop_ || Cancelled() || queue_.size() < kQueueEntries; });
-  if (stop_ || Cancelled()) throw Stopped();
+  WaitRoom(hold, [&] { return queue_.size() < kQueueEntries; });
+  bool last = e.kind == TarItem::Failed;
+  queued_ += e.length;
   queue_.push_back(std::move(e));
-  moved_.notify_all();
+  if (writer_waiting_ && (queue_.size() >= kBunch || queued_ >= kRing / 4 || last)) ready_.notify_one();
 }
 
 void TarReader::Run() {
@@ -289,7 +315,7 @@ void TarReader::Run() {
   }
   std::lock_guard<std::mutex> hold(lock_);
   done_ = true;
-  moved_.notify_all();
+  ready_.notify_one();
 }
 
 // ---- The stream, read in exact amounts.

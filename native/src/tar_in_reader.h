@@ -14,6 +14,7 @@
 // entry that says what is wrong and where (the entry, the byte offset).
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -116,6 +117,9 @@ class TarReader {
   [[noreturn]] void Truncated(int64_t at, const std::string &what, int64_t header = -1);
   [[noreturn]] void SourceFailed();
 
+  TarItem *Wait(std::chrono::milliseconds most);
+  template <typename Ready>
+  void WaitRoom(std::unique_lock<std::mutex> &hold, Ready ready);
   char *TakeRing(size_t length, uint64_t *end);
   void Push(TarItem e);
 
@@ -137,8 +141,12 @@ class TarReader {
   std::unique_ptr<char[]> ring_;
   uint64_t taken_ = 0, given_ = 0;
   std::mutex lock_;
-  std::condition_variable moved_;
+  // The writer waits on ready_, the reader on room_.
+  std::condition_variable ready_, room_;
+  bool writer_waiting_ = false, reader_waiting_ = false;
   std::deque<TarItem> queue_;
+  // Bytes of data in the queue.
+  size_t queued_ = 0;
   bool stop_ = false, done_ = false;
   std::thread thread_;
 };
