@@ -235,13 +235,16 @@ TarReader::~TarReader() {
 TarItem *TarReader::Wait(std::chrono::milliseconds most) {
   std::unique_lock<std::mutex> hold(lock_);
   auto start = std::chrono::steady_clock::now();
-  while (queue_.size() < kBunch && queued_ < kRing / 4 && !done_ && !reader_waiting_ && !Cancelled()) {
+  while (!done_ && !Cancelled()) {
+    if (queue_.size() >= kBunch || queued_ >= kRing / 4) break;
+    // The reader waits for room: what is there is all there will be.
+    if (!queue_.empty() && reader_waiting_) break;
+    if (most != kForever && std::chrono::steady_clock::now() - start >= most) break;
     writer_waiting_ = true;
     // cancel() (a signal) notifies nobody: looked at now and then.
     bool woken = ready_.wait_for(hold, kGlance) == std::cv_status::no_timeout;
     writer_waiting_ = false;
     if (!woken && !queue_.empty()) break;
-    if (most != kForever && std::chrono::steady_clock::now() - start >= most) break;
   }
   return queue_.empty() ? nullptr : &queue_.front();
 }
@@ -265,7 +268,11 @@ void TarReader::Pop() {
   if (queue_.front().ring_end) given_ = queue_.front().ring_end;
   queued_ -= queue_.front().length;
   queue_.pop_front();
-  if (reader_waiting_ && taken_ - given_ <= kRing / 2 && queue_.size() <= kQueueEntries / 2) room_.notify_one();
+  if (reader_waiting_ && taken_ - given_ <= kRing / 2 && queue_.size() <= kQueueEntries / 2) {
+    // Woken, if not yet running: the writer is not to wait on it.
+    reader_waiting_ = false;
+    room_.notify_one();
+  }
 }
 
 // The reader waits (for room, see Wait()) until ready() or a stop.
