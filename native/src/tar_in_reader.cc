@@ -17,7 +17,7 @@ constexpr size_t kBlock = 512;
 constexpr int64_t kMaxMeta = 64 << 20;
 // The data ring, and the biggest piece of data in it: a file up to that
 // size without holes is one entry, others one per piece.
-constexpr size_t kRing = 4 << 20;
+constexpr size_t kRing = 8 << 20;
 constexpr size_t kPiece = 1 << 20;
 // Entries waiting: bounds the memory of names, targets and attributes.
 constexpr size_t kQueueEntries = 8192;
@@ -230,10 +230,15 @@ TarReader::~TarReader() {
 }
 
 // The two threads hand over in bunches, not an entry at a time (a wake
-// per entry would cost more than the entry): the writer waits for a few
-// entries (or a moment), the reader for half the ring and queue.
+// per entry would cost more than the entry): the writer, once it has
+// caught up, waits for a few entries (or a moment), the reader for a
+// quarter of the ring and queue,
+// which leaves the writer work for the while a busy machine takes to run
+// the reader again.
 TarItem *TarReader::Wait(std::chrono::milliseconds most) {
   std::unique_lock<std::mutex> hold(lock_);
+  if (!queue_.empty()) return &queue_.front();
+  // Caught up with the reader: back when a bunch is in.
   auto start = std::chrono::steady_clock::now();
   while (!done_ && !Cancelled()) {
     if (queue_.size() >= kBunch || queued_ >= kRing / 4) break;
@@ -268,7 +273,7 @@ void TarReader::Pop() {
   if (queue_.front().ring_end) given_ = queue_.front().ring_end;
   queued_ -= queue_.front().length;
   queue_.pop_front();
-  if (reader_waiting_ && taken_ - given_ <= kRing / 2 && queue_.size() <= kQueueEntries / 2) {
+  if (reader_waiting_ && taken_ - given_ <= kRing / 4 * 3 && queue_.size() <= kQueueEntries / 4 * 3) {
     // Woken, if not yet running: the writer is not to wait on it.
     reader_waiting_ = false;
     room_.notify_one();
