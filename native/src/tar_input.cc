@@ -78,7 +78,7 @@ ArchiveInput::ArchiveInput(int fd, bool file, std::string label)
 ArchiveInput::~ArchiveInput() {
   Stop();
   if (feeder_.joinable()) feeder_.join();
-  if (child_ > 0) waitpid(child_, nullptr, 0);
+  if (child_ > 0) waitpid(child_.load(), nullptr, 0);
   for (int fd : {out_, err_, in_, wake_})
     if (fd >= 0) close(fd);
   if (z_) inflateEnd(&z_->z);
@@ -267,7 +267,8 @@ bool ArchiveInput::StartTool(const char *name) {
   posix_spawn_file_actions_adddup2(&actions, input, 0);
   posix_spawn_file_actions_adddup2(&actions, out[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
-  int ret = posix_spawnp(&child_, tool->args[0], &actions, nullptr, const_cast<char *const *>(tool->args), environ);
+  pid_t pid = 0;
+  int ret = posix_spawnp(&pid, tool->args[0], &actions, nullptr, const_cast<char *const *>(tool->args), environ);
   posix_spawn_file_actions_destroy(&actions);
   close(out[1]);
   close(err[1]);
@@ -277,10 +278,9 @@ bool ArchiveInput::StartTool(const char *name) {
   in_ = in[1];
   WidenPipe(out_);
   if (in_ >= 0) WidenPipe(in_);
-  if (ret != 0) {
-    child_ = -1;
+  if (ret != 0)
     return failed(ret == ENOENT ? std::string(tool_) + " is not installed (Debian package " + tool->package + ")" : strerror(ret));
-  }
+  child_ = pid;
   if (in_ >= 0) feeder_ = std::thread([this] { Feed(); });
   return true;
 }
@@ -346,10 +346,16 @@ long ArchiveInput::ToolEnded() {
       err_ = -1;
     }
   }
-  int status = 0;
-  while (waitpid(child_, &status, 0) < 0 && errno == EINTR) {
+  // Waited for, then forgotten, then reaped: Stop() never signals a pid
+  // that may have gone to another process.
+  pid_t pid = child_;
+  siginfo_t info;
+  while (waitid(P_PID, pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
   }
-  child_ = -1;
+  child_ = 0;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
   if (feeder_.joinable()) feeder_.join();
   if (!feed_error_.empty()) return Fail(feed_error_);
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;

@@ -73,7 +73,8 @@ class ArchiveInput {
 
   // xz, zstd: the child, its output and complaints, and for a pipe the
   // thread that feeds it what was read of the input.
-  pid_t child_ = -1;
+  // Read by Stop() on another thread: 0 once it has been waited for.
+  std::atomic<pid_t> child_{0};
   int out_ = -1, err_ = -1, in_ = -1;
   std::string stderr_;
   std::thread feeder_;
