@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -302,6 +303,23 @@ static void host_vunmap(void *addr, unsigned int count)
 	munmap(addr, count * sysconf(_SC_PAGESIZE));
 }
 
+static int host_random(void *buf, unsigned long len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = getrandom(p, len, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
 static unsigned long long clock_ns(clockid_t clock)
 {
 	struct timespec ts;
@@ -448,4 +466,5 @@ struct lkl_host_operations lkl_host_ops = {
 	.timer_free = timer_free,
 	.vmap = host_vmap,
 	.vunmap = host_vunmap,
+	.random = host_random,
 };

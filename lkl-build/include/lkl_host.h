@@ -33,6 +33,8 @@
  *                   backs the RAM with host memory ahead of the kernel
  *  vmap/vunmap      optional; aliasing RAM pages contiguously for the
  *                   kernel's vmap() (erofs, f2fs compression, xfs)
+ *  random           optional; read once at boot to seed the kernel's random
+ *                   number generator
  *  time             the clocksource (monotonic, nanoseconds)
  *  wall_time        read once at boot to set the kernel's clock
  *  timer_*          the clock event device: the callback runs on a host

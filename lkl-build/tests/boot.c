@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Boot, system calls from several host threads at once, halt, and a second
- * boot in the same process (which must fail cleanly).
+ * boot in the same process (which must fail cleanly). The random number
+ * generator is seeded by the host at boot.
  * boot [EPOCH]: boots with lkl_epoch=EPOCH (the wall clock) and prints the
  * modification time of a file it creates as "mtime SECONDS".
  */
@@ -9,6 +10,7 @@
 
 #include "check.h"
 #include <lkl/linux/fcntl.h>
+#include <lkl/linux/random.h>
 #include <lkl/linux/stat.h>
 #include <lkl/asm/stat.h>
 
@@ -60,6 +62,7 @@ int main(int argc, char **argv)
 {
 	pthread_t threads[THREADS];
 	long total_bad = 0, i, ret;
+	char buf[16];
 
 	CHECK("init", lkl_init(&lkl_host_ops) == 0, "lkl_init failed");
 	if (argc > 1)
@@ -74,6 +77,9 @@ int main(int argc, char **argv)
 	ret = lkl_sys_getpid();
 	CHECK("host threads are threads of pid 1", ret == 1, "getpid returned %ld", ret);
 	print_file_time();
+	/* Seeded by the host at boot: getrandom() does not have to wait. */
+	ret = lkl_sys_getrandom(buf, sizeof(buf), LKL_GRND_NONBLOCK);
+	CHECK("random numbers without waiting", ret == sizeof(buf), "getrandom: %ld", ret);
 
 	for (i = 0; i < THREADS; i++)
 		pthread_create(&threads[i], NULL, worker, (void *)i);

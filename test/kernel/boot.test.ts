@@ -1,11 +1,12 @@
 import { expectAllOk, run } from './harness.js';
 
 describe('kernel library: boot, system calls, halt', () => {
-  test('boots, serves four threads at once, halts, refuses a second boot', () => {
+  test('boots with a seeded random number generator, serves four threads at once, halts, refuses a second boot', () => {
     const r = run('boot');
     expectAllOk(r, [
       'boot',
       'host threads are threads of pid 1',
+      'random numbers without waiting',
       'four threads at once',
       'errors are negative errno',
       'halt',

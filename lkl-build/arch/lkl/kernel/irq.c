@@ -13,29 +13,17 @@
 #include <asm/cpu.h>
 #include <asm/library.h>
 
-static unsigned long irq_flag = ARCH_IRQ_DISABLED;
+unsigned long lkl_irq_flag = ARCH_IRQ_DISABLED;
+int lkl_irqs_pending;		/* some bit of pending[] may be set */
 static unsigned long pending[BITS_TO_LONGS(NR_IRQS)];
-static int any_pending;
 static bool running_irqs;
 
 /* Some generic code (the tick) only does its work when regs are given. */
 static struct pt_regs dummy_regs;
 
-unsigned long arch_local_save_flags(void)
-{
-	return irq_flag;
-}
-
-void arch_local_irq_restore(unsigned long flags)
-{
-	irq_flag = flags;
-	if (flags == ARCH_IRQ_ENABLED)
-		run_pending_irqs();
-}
-
 bool irqs_pending(void)
 {
-	return __atomic_load_n(&any_pending, __ATOMIC_SEQ_CST);
+	return __atomic_load_n(&lkl_irqs_pending, __ATOMIC_SEQ_CST);
 }
 
 static void run_irq(int irq)
@@ -56,7 +44,7 @@ void run_pending_irqs(void)
 	if (running_irqs || !irqs_pending())
 		return;
 	running_irqs = true;
-	while (__atomic_exchange_n(&any_pending, 0, __ATOMIC_SEQ_CST)) {
+	while (__atomic_exchange_n(&lkl_irqs_pending, 0, __ATOMIC_SEQ_CST)) {
 		for (i = 0; i < ARRAY_SIZE(pending); i++) {
 			unsigned long word;
 
@@ -65,9 +53,9 @@ void run_pending_irqs(void)
 			while (word) {
 				bit = __ffs(word);
 				word &= ~(1UL << bit);
-				irq_flag = ARCH_IRQ_DISABLED;
+				lkl_irq_flag = ARCH_IRQ_DISABLED;
 				run_irq(i * BITS_PER_LONG + bit);
-				irq_flag = ARCH_IRQ_ENABLED;
+				lkl_irq_flag = ARCH_IRQ_ENABLED;
 			}
 		}
 	}
@@ -90,7 +78,7 @@ int lkl_trigger_irq(int irq)
 
 	__atomic_fetch_or(&pending[irq / BITS_PER_LONG],
 			  1UL << (irq % BITS_PER_LONG), __ATOMIC_SEQ_CST);
-	__atomic_store_n(&any_pending, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&lkl_irqs_pending, 1, __ATOMIC_SEQ_CST);
 
 	if (cpu_try_get())
 		cpu_leave();

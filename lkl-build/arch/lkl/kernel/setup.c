@@ -17,6 +17,7 @@
 #include <linux/kdev_t.h>
 #include <linux/major.h>
 #include <linux/panic_notifier.h>
+#include <linux/random.h>
 #include <linux/reboot.h>
 #include <linux/sched/task.h>
 #include <linux/start_kernel.h>
@@ -53,11 +54,30 @@ static struct notifier_block host_panic_notifier = {
 	.priority = INT_MIN,
 };
 
+/*
+ * Seeds the random number generator with the host's bytes, as a boot
+ * loader's seed would (trusted unless random.trust_bootloader=off). Nothing
+ * else would seed it within a job's lifetime: no CPU instruction is used,
+ * and interrupts credit little. Unseeded, every get_random_u32() (an ext4
+ * inode's generation, hash table seeds) re-hashed the whole entropy pool,
+ * about one per cent of a cptofs's CPU.
+ */
+static void __init seed_random(void)
+{
+	u8 seed[32];
+
+	if (!lkl_ops->random || lkl_ops->random(seed, sizeof(seed)))
+		return;
+	add_bootloader_randomness(seed, sizeof(seed));
+	memzero_explicit(seed, sizeof(seed));
+}
+
 void __init setup_arch(char **cmdline_p)
 {
 	*cmdline_p = boot_command_line;
 	parse_early_param();
 	host_console_init();
+	seed_random();
 	atomic_notifier_chain_register(&panic_notifier_list,
 				       &host_panic_notifier);
 	bootmem_init();

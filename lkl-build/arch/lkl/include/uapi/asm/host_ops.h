@@ -18,7 +18,7 @@ struct lkl_sem;
 struct lkl_tls_key;
 typedef unsigned long lkl_thread_t;
 
-#define LKL_HOST_OPS_VERSION 2
+#define LKL_HOST_OPS_VERSION 3
 
 struct lkl_host_operations {
 	/* Interface version the host implements (LKL_HOST_OPS_VERSION). */
@@ -85,6 +85,13 @@ struct lkl_host_operations {
 	 */
 	void *(*vmap)(void *const *pages, unsigned int count);
 	void (*vunmap)(void *addr, unsigned int count);
+
+	/*
+	 * Optional: fill buf with len random bytes from the host (getrandom);
+	 * 0 or a negative errno. Read once at boot to seed the kernel's random
+	 * number generator, as a boot loader's seed would.
+	 */
+	int (*random)(void *buf, unsigned long len);
 };
 
 /*
