@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 // Scaling: flat trees of tiny and empty files (bench/trees.mjs) of 100k
-// and 1M entries, copied in with cptofs and archived with fs2tar. Time
-// per entry and peak memory at both sizes show whether the cost is linear
-// in entries and the memory flat; mkfs.ext4 -d and GNU tar on the same
-// trees are there for scale.
+// and 1M entries, copied in with cptofs, archived with fs2tar and copied
+// back out with cpfromfs. Time per entry and peak memory at both sizes
+// show whether the cost is linear in entries and the memory flat;
+// mkfs.ext4 -d, GNU tar and cp -a on the same trees are there for scale.
 import fs from 'node:fs';
 import path from 'node:path';
 import { lklfs, log, round, timed } from './measure.mjs';
@@ -14,6 +14,7 @@ export function scaling(work, entries) {
 	const tree = path.join(work, `flat-${entries}`);
 	const img = path.join(work, 'flat.img');
 	const tar = path.join(work, 'flat.tar');
+	const out = path.join(work, 'flat-out');
 	log(`scaling: making a flat tree of ${entries} entries`);
 	makeFlatTree(tree, entries);
 	// An inode for every entry; data only in one file of ten.
@@ -28,7 +29,10 @@ export function scaling(work, entries) {
 	const fs2tar = timed(lklfs('fs2tar', '-t', 'ext4', '-i', img, tar));
 	fs.rmSync(tar);
 	const gnuTar = timed(['tar', '-C', tree, '-cf', tar, '.']);
-	for (const p of [tar, img, tree]) fs.rmSync(p, { recursive: true, force: true });
+	const cpfromfs = timed(lklfs('cpfromfs', '-t', 'ext4', '-i', img, '/.', out));
+	fs.rmSync(out, { recursive: true });
+	const cpA = timed(['cp', '-a', tree, out]);
+	for (const p of [tar, img, tree, out]) fs.rmSync(p, { recursive: true, force: true });
 	const result = {
 		entries,
 		cptofs_s: cptofs.s,
@@ -39,6 +43,10 @@ export function scaling(work, entries) {
 		fs2tar_us_per_entry: perEntry(fs2tar.s),
 		fs2tar_peak_rss_mib: round(fs2tar.mib, 1),
 		gnu_tar_s: gnuTar.s,
+		cpfromfs_s: cpfromfs.s,
+		cpfromfs_us_per_entry: perEntry(cpfromfs.s),
+		cpfromfs_peak_rss_mib: round(cpfromfs.mib, 1),
+		cp_a_s: cpA.s,
 	};
 	log(`scaling ${entries}: ${JSON.stringify(result)}`);
 	return result;

@@ -20,7 +20,8 @@
         "src/tree_in.cc",
         "src/tar_input.cc",
         "src/tar_in_reader.cc",
-        "src/tar_in.cc"
+        "src/tar_in.cc",
+        "src/tree_out.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -40,6 +40,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTarOut(env, exports);
   RegisterTreeCopyIn(env, exports);
   RegisterTarCopyIn(env, exports);
+  RegisterTreeCopyOut(env, exports);
 #ifdef LKLFS_FUSE
   RegisterFuse(env, exports);
 #endif

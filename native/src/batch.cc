@@ -1,24 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
-// batch(ops): many small calls in one trip to a kernel thread. A copy out
-// of an image makes five or six calls per file (create, owner, mode,
-// xattrs, times); one promise each would spend most of the time handing
-// work between threads. The engine decides what to call; this only runs
-// the list, in order. Ops named host* act on the host.
+// batch(ops): many small calls in one trip to a kernel thread: one
+// promise each would spend most of the time handing work between
+// threads. The engine decides what to call; this only runs the list, in
+// order.
 //
 // An op is [name, tolerant, ...args]. The result is one number per op
 // run: its return value or a negative errno. A failing op stops the batch
 // unless it is tolerant and failed with EPERM or EOPNOTSUPP (metadata the
-// filesystem cannot hold; for owners also EINVAL, an id the host cannot
-// map), so the results end at the op that stopped it.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <sys/xattr.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
-#include <cstring>
+// filesystem cannot hold; for owners also EINVAL, an id it cannot map), so
+// the results end at the op that stopped it.
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "kernel_api.h"
@@ -37,20 +29,16 @@ constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
 
 enum class Code {
   Mkdir, Symlink, Link, Mknod, Lchown, Chmod, Lutimes, Unlink,
-  HostMkdir, CopyOut, HostSymlink, HostLink, HostMknod, HostLchown, HostChmod, HostLutimes,
-  HostSetXattr, HostUnlink,
 };
 
 struct Op {
   Code code;
   bool tolerant;
-  std::string a, b, c;  // a: the path acted on; b, c: a second path, a name, a value
+  std::string a, b;  // a: the path acted on; b: a second path
   int64_t n[3];
 };
 
-long Host(int ret) { return ret < 0 ? -errno : ret; }
-
-long Run(const Op &op, Failure *failure) {
+long Run(const Op &op) {
   const char *a = op.a.c_str(), *b = op.b.c_str();
   switch (op.code) {
     case Code::Mkdir:
@@ -73,49 +61,21 @@ long Run(const Op &op, Failure *failure) {
     }
     case Code::Unlink:
       return lkl_sys_unlinkat(kCwd, a, 0);
-    case Code::HostMkdir:
-      return Host(mkdir(a, op.n[0]));
-    case Code::CopyOut:
-      return CopyFileOut(op.b, op.a, op.n[0], failure);
-    case Code::HostSymlink:
-      return Host(symlink(b, a));
-    case Code::HostLink:
-      return Host(link(b, a));
-    case Code::HostMknod:
-      return Host(mknod(a, op.n[0], makedev(op.n[1], op.n[2])));
-    case Code::HostLchown:
-      return Host(lchown(a, op.n[0], op.n[1]));
-    case Code::HostChmod:
-      return Host(chmod(a, op.n[0]));
-    case Code::HostLutimes: {
-      struct timespec ts[2] = {SplitNs<struct timespec>(op.n[0]), SplitNs<struct timespec>(op.n[1])};
-      return Host(utimensat(AT_FDCWD, a, ts, AT_SYMLINK_NOFOLLOW));
-    }
-    case Code::HostSetXattr:
-      return Host(lsetxattr(a, b, op.c.data(), op.c.size(), 0));
-    case Code::HostUnlink:
-      return Host(unlink(a));
   }
   return -LKL_EINVAL;
 }
 
-// Each op: [name, tolerant, paths..., numbers...]; arity checked
-// here, on the JS thread.
+// Each op: [name, tolerant, paths..., numbers...]; arity checked here,
+// on the JS thread.
 Op Parse(Napi::Env env, Napi::Value v) {
   static const struct {
     const char *name;
     Code code;
     int paths, numbers;
   } kinds[] = {
-      {"mkdir", Code::Mkdir, 1, 1},           {"symlink", Code::Symlink, 2, 0},
-      {"link", Code::Link, 2, 0},             {"mknod", Code::Mknod, 1, 3},
-      {"lchown", Code::Lchown, 1, 2},         {"chmod", Code::Chmod, 1, 1},
-      {"lutimes", Code::Lutimes, 1, 2},       {"unlink", Code::Unlink, 1, 0},
-      {"hostMkdir", Code::HostMkdir, 1, 1},   {"copyOut", Code::CopyOut, 2, 1},
-      {"hostSymlink", Code::HostSymlink, 2, 0}, {"hostLink", Code::HostLink, 2, 0},
-      {"hostMknod", Code::HostMknod, 1, 3},     {"hostLchown", Code::HostLchown, 1, 2},
-      {"hostChmod", Code::HostChmod, 1, 1},     {"hostLutimes", Code::HostLutimes, 1, 2},
-      {"hostSetXattr", Code::HostSetXattr, 3, 0}, {"hostUnlink", Code::HostUnlink, 1, 0},
+      {"mkdir", Code::Mkdir, 1, 1},     {"symlink", Code::Symlink, 2, 0}, {"link", Code::Link, 2, 0},
+      {"mknod", Code::Mknod, 1, 3},     {"lchown", Code::Lchown, 1, 2},   {"chmod", Code::Chmod, 1, 1},
+      {"lutimes", Code::Lutimes, 1, 2}, {"unlink", Code::Unlink, 1, 0},
   };
   if (!v.IsArray()) throw Napi::TypeError::New(env, "each op must be an array");
   auto arr = v.As<Napi::Array>();
@@ -124,12 +84,12 @@ Op Parse(Napi::Env env, Napi::Value v) {
     if (name != k.name) continue;
     if (arr.Length() != static_cast<uint32_t>(2 + k.paths + k.numbers))
       throw Napi::TypeError::New(env, "wrong number of arguments for op " + name);
-    Op op{k.code, arr.Get(1u).ToBoolean().Value(), {}, {}, {}, {0, 0, 0}};
+    Op op{k.code, arr.Get(1u).ToBoolean().Value(), {}, {}, {0, 0, 0}};
     for (int i = 0; i < k.paths; i++) {
       Napi::Value p = arr.Get(2 + i);
       std::string s = p.IsBuffer() ? std::string(p.As<Napi::Buffer<char>>().Data(), p.As<Napi::Buffer<char>>().Length())
                                    : p.ToString().Utf8Value();
-      (i == 0 ? op.a : i == 1 ? op.b : op.c) = std::move(s);
+      (i == 0 ? op.a : op.b) = std::move(s);
     }
     for (int i = 0; i < k.numbers; i++) {
       Napi::Value n = arr.Get(2 + k.paths + i);
@@ -148,33 +108,23 @@ Napi::Value Batch(const Napi::CallbackInfo &info) {
   auto ops = std::make_shared<std::vector<Op>>();
   for (uint32_t i = 0; i < list.Length(); i++) ops->push_back(Parse(env, list.Get(i)));
   auto results = std::make_shared<std::vector<long>>();
-  auto failure = std::make_shared<Failure>();
   return Submit(
       env, "batch", "",
       [=]() -> long {
         for (const Op &op : *ops) {
-          Failure where;
-          long ret = Cancelled() ? -LKL_ECANCELED : Run(op, &where);
+          long ret = Cancelled() ? -LKL_ECANCELED : Run(op);
           results->push_back(ret);
-          bool owner = op.code == Code::Lchown || op.code == Code::HostLchown;
+          bool owner = op.code == Code::Lchown;
           bool tolerated = op.tolerant && (ret == -LKL_EPERM || ret == -LKL_EOPNOTSUPP || (owner && ret == -LKL_EINVAL));
-          if (ret < 0 && !tolerated) {
-            // A failure inside a copy names its side; the others the op.
-            if (where.syscall) *failure = where;
-            break;
-          }
+          if (ret < 0 && !tolerated) break;
         }
         return 0;
       },
-      [results, failure](Napi::Env env, long) {
+      [results](Napi::Env env, long) {
         Napi::Object o = Napi::Object::New(env);
         Napi::Array a = Napi::Array::New(env, results->size());
         for (size_t i = 0; i < results->size(); i++) a.Set(i, Napi::Number::New(env, (*results)[i]));
         o.Set("results", a);
-        if (failure->syscall) {
-          o.Set("syscall", failure->syscall);
-          o.Set("path", Napi::Buffer<char>::Copy(env, failure->path.data(), failure->path.size()));
-        }
         return o;
       });
 }

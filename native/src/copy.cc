@@ -54,12 +54,6 @@ const Side kKernel = {
     [](int fd, int64_t len) { return lkl_sys_ftruncate(fd, len); },
 };
 
-// A piece of the data to copy: [off, off + len), at most kChunk long.
-struct Piece {
-  int64_t off;
-  size_t len;
-};
-
 // The data extents of the first size bytes of in, cut into pieces; holes
 // are left out (SEEK_DATA/SEEK_HOLE; where they are unknown, all is data).
 std::vector<Piece> Pieces(const Side &src, int in, int64_t size) {
@@ -262,6 +256,16 @@ long CopyFileOut(const std::string &path, const std::string &host, long mode, Fa
   lkl_sys_close(in);
   if (ret >= 0 && closed < 0) *failure = {"close", host};
   return ret < 0 ? ret : closed < 0 ? closed : st.st_size;
+}
+
+std::vector<Piece> KernelPieces(long in, int64_t size) { return Pieces(kKernel, in, size); }
+
+long ReadKernelPiece(long in, char *buf, const Piece &p) { return ReadPiece(kKernel, in, buf, p); }
+
+long WriteHostPiece(int out, const char *buf, const Piece &p) { return WritePiece(kHost, out, buf, p); }
+
+long CopyDataOut(long in, int out, int64_t size, Failure *failure, const std::string &src, const std::string &dst) {
+  return CopyData(kKernel, in, kHost, out, size, failure, src, dst);
 }
 
 namespace {

@@ -5,17 +5,23 @@
  * attributes and, when running as root, owners. Only reads the image.
  * Host names are bytes throughout (Buffer paths): names that are not
  * UTF-8 arrive as they are.
+ *
+ * The binding does the work in steps of a few thousand entries, one trip
+ * each, walking the image and making the host's entries on a kernel
+ * thread (see native/src/tree_out.cc). This decides what the binding
+ * cannot: what to do about an entry already on the host, what the host
+ * may refuse, and what to tell the user.
  */
 import { lstat, realpath, stat, unlink } from 'node:fs/promises';
-import { isSystemError, type BatchOp } from '../kernel/binding.js';
+import { getSystemErrorName } from 'node:util';
+import { errnoError, isSystemError, type TreeOutStep, type TreeResume } from '../kernel/binding.js';
 import { describe, type Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
 import type { CopyTotals } from './copy-in.js';
 import { kindOf, type FileKind } from './modes.js';
-import { children, resolve, statEntry, type ImageEntry } from './walk-image.js';
-import { inTheWay, runSteps, type Step as StepOf, type StepHooks } from './steps.js';
+import { resolve, statEntry, type ImageEntry } from './walk-image.js';
+import { inTheWay } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
-import { fileOwn } from './xattrs.js';
 
 export interface CopyOutOptions {
   /** Owner and group for everything copied, instead of the image's. */
@@ -25,14 +31,15 @@ export interface CopyOutOptions {
   xattrs?: boolean;
   /** DEST must be a directory already, even for one source (LKL's cpfromfs). */
   into?: boolean;
-  /** Called after each entry, with the running totals. */
+  /** Called after each step, with the running totals. */
   progress?: (totals: CopyTotals) => void;
   /** Stops the copy at the next entry. */
   signal?: AbortSignal;
 }
 
 const SLASH = 0x2f;
-
+const EPERM = -1;
+const EEXIST = -17;
 
 /** Entries not copied at all, by kind, and why. */
 const SKIPPED: Partial<Record<FileKind, { noun: string; why: string }>> = {
@@ -61,152 +68,73 @@ async function hostKind(path: Buffer, follow: boolean): Promise<FileKind | undef
   }
 }
 
-/** Entries per batch: bounds memory and the time an abort waits. */
-const BATCH_ENTRIES = 256;
-
-/** An image entry and where on the host it goes. */
-interface Out {
-  e: ImageEntry;
-  dst: Buffer;
-}
-
-type Step = StepOf<Out>;
-
 class CopyOut {
-  readonly totals: CopyTotals = { entries: 0, files: 0, bytes: 0, hardlinks: 0 };
+  totals: CopyTotals = { entries: 0, files: 0, bytes: 0, hardlinks: 0 };
   readonly warnings = new MetadataWarnings();
   private skipped = new Map<FileKind, { count: number; example: string }>();
-  /** dev:ino of image files with several links -> their first host path. */
-  private links = new Map<string, Buffer>();
-  /** Owners, devices and privileged attributes only as root, like cp -a. */
-  private readonly root = process.geteuid?.() === 0;
 
   constructor(
     private readonly mount: Mount,
     private readonly opts: CopyOutOptions,
   ) {}
 
-  private get k() {
-    return this.mount.kernel.native;
-  }
-
-  /**
-   * Copies entries to their host paths, a batch of host calls per
-   * directory (see steps.ts); a directory's own times are set after its
-   * contents, which would change them.
-   */
-  async copy(outs: Out[]): Promise<void> {
-    for (let i = 0; i < outs.length; i += BATCH_ENTRIES) {
-      const chunk = outs.slice(i, i + BATCH_ENTRIES);
-      const steps = chunk.map((o) => this.steps(o));
-      await this.run(steps.flat());
-      this.count(steps.filter((s) => s.length > 0).length); // not the skipped
-      for (const dir of chunk.filter((o) => kindOf(o.e.stat.mode) === 'dir')) {
-        const kids = await children(this.mount, dir.e, { xattrs: this.opts.xattrs !== false });
-        await this.copy(kids.map((c) => ({ e: c, dst: join(dir.dst, baseName(c.path)) })));
-        await this.run(this.metadata(dir));
+  /** Copies each [kernel path, host path] root, directories recursively. */
+  async copy(roots: [Buffer, Buffer][]): Promise<void> {
+    const job = new this.mount.kernel.native.TreeCopyOut(roots, {
+      uid: this.opts.uid ?? -1,
+      gid: this.opts.gid ?? -1,
+      xattrs: this.opts.xattrs !== false,
+      // Owners, devices and privileged attributes only as root, like cp -a.
+      root: process.geteuid?.() === 0,
+    });
+    try {
+      let resume: TreeResume | undefined;
+      for (;;) {
+        if (this.opts.signal?.aborted) throw this.opts.signal.reason;
+        const step = await job.step(resume);
+        this.report(step);
+        if (step.stop) resume = await this.settle(step.stop);
+        else if (step.done) break;
+        else resume = undefined;
       }
+    } finally {
+      await job.close();
     }
   }
 
-  /** Creating o, then its metadata (a directory's comes after its contents). */
-  private steps(o: Out): Step[] {
-    const { e, dst } = o;
-    const kind = kindOf(e.stat.mode);
-    const device = kind === 'char' || kind === 'block';
-    // Skipped before anything at dst is replaced: the host keeps what it had.
-    if (kind === 'socket' || (device && !this.root)) {
-      this.skip(kind, e);
-      return [];
-    }
-    const create = (op: BatchOp): Step => ({ op, what: 'create', source: o, create: true });
-    if (kind !== 'dir' && e.stat.nlink > 1) {
-      const key = `${e.stat.dev}:${e.stat.ino}`;
-      const first = this.links.get(key);
-      if (first?.equals(dst)) return []; // the same source given twice
-      if (first) {
-        this.totals.hardlinks++;
-        return [create(['hostLink', false, dst, first])];
-      }
-      this.links.set(key, dst);
-    }
-    switch (kind) {
-      case 'dir':
-        return [create(['hostMkdir', false, dst, 0o700])];
-      case 'file':
-        this.totals.files++;
-        return [create(['copyOut', false, dst, e.kernelPath, 0o600]), ...this.metadata(o)];
-      case 'symlink':
-        return [create(['hostSymlink', false, dst, e.target as Buffer]), ...this.metadata(o)];
-      default:
-        return [create(['hostMknod', false, dst, e.stat.mode, e.stat.rdevMajor, e.stat.rdevMinor]), ...this.metadata(o)];
-    }
+  private report(step: TreeOutStep): void {
+    this.totals = step.totals;
+    for (const [what, path, errno] of step.warnings) this.warnings.add(what, path.toString(), getSystemErrorName(errno));
+    for (const [mode, path] of step.skipped) this.skip(kindOf(mode), path);
+    this.opts.progress?.(this.totals);
   }
 
   /**
-   * Owner first (it clears set-id bits), then mode, then extended
-   * attributes (a chown drops security.capability), times last. Metadata
-   * the host cannot hold is a warning, not a failed copy.
+   * Where a step stopped: an entry in the way on the host is replaced, or
+   * merged into when both are directories, as cp -a does (see inTheWay);
+   * a fifo or device the host will not have (no CAP_MKNOD in a user
+   * namespace, a filesystem without them) is skipped, like devices as
+   * non-root; anything else fails the copy.
    */
-  private metadata(o: Out): Step[] {
-    const { e, dst } = o;
-    const { uid, gid } = this.opts;
-    const step = (what: string, op: BatchOp): Step => ({ op, what, source: o });
-    const steps: Step[] = [];
-    if (this.root) steps.push(step('owner', ['hostLchown', true, dst, uid ?? e.stat.uid, gid ?? e.stat.gid]));
-    else if (uid !== undefined || gid !== undefined) steps.push(step('owner', ['hostLchown', true, dst, uid ?? -1, gid ?? -1]));
-    if (kindOf(e.stat.mode) !== 'symlink') steps.push(step('mode', ['hostChmod', true, dst, e.stat.mode & 0o7777]));
-    for (const x of e.xattrs ?? [])
-      if (this.wanted(x.name)) steps.push(step(`extended attribute ${x.name}`, ['hostSetXattr', true, dst, x.name, x.value]));
-    steps.push(step('timestamps', ['hostLutimes', true, dst, e.stat.atimeNs, e.stat.mtimeNs]));
-    return steps;
+  private async settle(stop: NonNullable<TreeOutStep['stop']>): Promise<TreeResume> {
+    const coming = kindOf(stop.mode);
+    if (stop.create && stop.errno === EEXIST) {
+      const there = (await hostKind(stop.path, false)) as FileKind;
+      if (inTheWay(there, coming, stop.path.toString()) === 'merge') return 'merge';
+      await unlink(stop.path);
+      return 'retry';
+    }
+    if (stop.create && stop.errno === EPERM && stop.syscall === 'mknod') {
+      this.skip(coming, stop.source);
+      return 'skip';
+    }
+    throw errnoError(stop.errno, stop.syscall, stop.path.toString());
   }
 
-  /**
-   * Not root: user attributes and ACLs (a file's owner may set those), not
-   * security.* (capabilities, SELinux labels) or trusted.*, which need
-   * privileges: left out silently, as cp -a does.
-   */
-  private wanted(name: string): boolean {
-    if (!fileOwn(name)) return false;
-    return this.root || name.startsWith('user.') || name.startsWith('system.posix_acl_');
-  }
-
-  private run(steps: Step[]): Promise<void> {
-    return runSteps(this.k, steps, this.hooks, this.warnings, this.opts.signal);
-  }
-
-  private readonly hooks: StepHooks<Out> = {
-    show: (o) => o.dst.toString(),
-    done: (step, ret) => {
-      if (step.op[0] === 'copyOut') this.totals.bytes += ret;
-    },
-    // A fifo or device the host will not have (no CAP_MKNOD in a user
-    // namespace, a filesystem without them): skipped, like devices as
-    // non-root.
-    refused: (step) => {
-      const kind = kindOf(step.source.e.stat.mode);
-      if (step.op[0] !== 'hostMknod') return false;
-      this.skip(kind, step.source.e);
-      return true;
-    },
-    replace: async (step) => {
-      const there = (await hostKind(step.source.dst, false)) as FileKind;
-      if (inTheWay(there, kindOf(step.source.e.stat.mode), step.source.dst.toString()) === 'merge') return 'merged';
-      await unlink(step.source.dst);
-      return 'removed';
-    },
-  };
-
-  private skip(kind: FileKind, e: ImageEntry): void {
+  private skip(kind: FileKind, kernelPath: Buffer): void {
     const s = this.skipped.get(kind);
     if (s) s.count++;
-    else this.skipped.set(kind, { count: 1, example: `${this.mount.image}:${e.path.toString()}` });
-  }
-
-  private count(entries: number): void {
-    this.totals.entries += entries;
-    this.opts.progress?.(this.totals);
+    else this.skipped.set(kind, { count: 1, example: `${this.mount.image}:${this.mount.imagePath(kernelPath).toString()}` });
   }
 
   /** Metadata not kept, then entries not copied: one line per kind. */
@@ -242,6 +170,8 @@ export async function copyOut(
   // and DEST's metadata goes onto the directory, not onto the link.
   if (destKind === 'dir' && (await lstat(destPath)).isSymbolicLink()) destPath = await realpath(destPath, { encoding: 'buffer' });
 
+  // Every source checked before anything is copied.
+  const roots: [Buffer, Buffer][] = [];
   for (const source of sources) {
     let path: Buffer;
     try {
@@ -252,7 +182,7 @@ export async function copyOut(
     }
     let top: ImageEntry;
     try {
-      top = await statEntry(mount, path, { xattrs: opts.xattrs !== false });
+      top = await statEntry(mount, path);
     } catch (e) {
       if (isSystemError(e) && ['ENOENT', 'ENOTDIR'].includes(e.code))
         throw new UsageError(`cannot copy ${mount.image}:${path.toString()}: ${describe(e)}`);
@@ -263,12 +193,12 @@ export async function copyOut(
     const contentsOnly = name.length === 0 || given === '.' || given.endsWith('/.');
     if (contentsOnly && kindOf(top.stat.mode) !== 'dir')
       throw new UsageError(`cannot copy ${mount.image}:${path.toString()}/.: not a directory`);
-    const target = destKind !== 'dir' || contentsOnly ? destPath : join(destPath, name);
-    try {
-      await job.copy([{ e: top, dst: target }]);
-    } catch (e) {
-      throw mount.explain(e);
-    }
+    roots.push([top.kernelPath, destKind !== 'dir' || contentsOnly ? destPath : join(destPath, name)]);
+  }
+  try {
+    await job.copy(roots);
+  } catch (e) {
+    throw mount.explain(e);
   }
   return { totals: job.totals, warnings: job.summary() };
 }

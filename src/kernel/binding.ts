@@ -88,24 +88,11 @@ export type BatchOp =
   | ['lchown', boolean, KPath, number, number]
   | ['chmod', boolean, KPath, number]
   | ['lutimes', boolean, KPath, bigint, bigint]
-  | ['unlink', boolean, KPath]
-  | ['hostMkdir', boolean, KPath, number]
-  | ['copyOut', boolean, KPath, KPath, number]
-  | ['hostSymlink', boolean, KPath, KPath]
-  | ['hostLink', boolean, KPath, KPath]
-  | ['hostMknod', boolean, KPath, number, number, number]
-  | ['hostLchown', boolean, KPath, number, number]
-  | ['hostChmod', boolean, KPath, number]
-  | ['hostLutimes', boolean, KPath, bigint, bigint]
-  | ['hostSetXattr', boolean, KPath, string, Buffer]
-  | ['hostUnlink', boolean, KPath];
+  | ['unlink', boolean, KPath];
 
 export interface BatchResult {
   /** Per op run: its result or a negative errno; a stop ends the list. */
   results: number[];
-  /** Where a copy that stopped the batch failed, when not its kernel path. */
-  syscall?: string;
-  path?: Buffer;
 }
 
 export interface HostEntry {
@@ -225,6 +212,44 @@ export interface TarCopyIn {
   close(): Promise<void>;
 }
 
+/** TreeCopyOut's options. */
+export interface TreeCopyOutOptions {
+  /** Owner and group for every entry; -1: none given. */
+  uid: number;
+  gid: number;
+  xattrs: boolean;
+  /** Running as root: the image's owners, device nodes, privileged attributes. */
+  root: boolean;
+}
+
+export interface TreeOutStep {
+  /** Running totals of the whole copy. */
+  totals: { entries: number; files: number; bytes: number; hardlinks: number };
+  /** Metadata the host did not take: [what ("owner", "mode", ...), host path, negative errno]. */
+  warnings: [string, Buffer, number][];
+  /** Entries left out (sockets; device nodes when not root): [mode, kernel path]. */
+  skipped: [number, Buffer][];
+  /** Every entry copied. */
+  done: boolean;
+  /**
+   * Where the step stopped: the call that failed, on which path (a host
+   * path, or a kernel path for a failure reading the image); create: the
+   * call that makes the entry on the host, whose source (a kernel path)
+   * has mode.
+   */
+  stop?: { errno: number; syscall: string; path: Buffer; create: boolean; source: Buffer; mode: number };
+}
+
+/**
+ * Kernel trees copied to the host in steps of a few thousand entries,
+ * each one trip (native/src/tree_out.cc).
+ */
+export interface TreeCopyOut {
+  step(resume?: TreeResume): Promise<TreeOutStep>;
+  /** Closes what is open; always called, last. */
+  close(): Promise<void>;
+}
+
 export interface Binding {
   boot(cmdline: string): Promise<number>;
   isRunning(): boolean;
@@ -336,14 +361,13 @@ export interface Binding {
 
   /**
    * Runs ops in order on one kernel thread. The first path is the one acted
-   * on: a kernel path, or a host path for host* ops and copyOut. The
-   * second: copyOut's kernel source, a symlink's target, a link's
-   * existing name. Buffers given as data must not change until the
-   * promise settles.
+   * on; the second a symlink's target, a link's existing name.
    */
   batch(ops: BatchOp[]): Promise<BatchResult>;
   /** [host path, kernel path] pairs: each host tree copied as that kernel path. */
   TreeCopyIn: new (roots: [KPath, KPath][], options: TreeCopyInOptions) => TreeCopyIn;
+  /** [kernel path, host path] pairs: each kernel tree copied as that host path. */
+  TreeCopyOut: new (roots: [KPath, KPath][], options: TreeCopyOutOptions) => TreeCopyOut;
   /** The archive open at fd (isFile: a regular file, read from its start; else a pipe), label its name in messages, into kernel directory dest. */
   TarCopyIn: new (fd: number, isFile: boolean, label: string, dest: KPath, options: TarCopyInOptions) => TarCopyIn;
   /** A host directory's entries sorted by name bytes, each with its lstat. */

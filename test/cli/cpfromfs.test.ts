@@ -163,6 +163,18 @@ describe('cpfromfs', () => {
     }),
   );
 
+  need('mkfs.ext4', 'setfacl', 'setfattr')('a missing source after good ones: every source checked before anything is copied', () =>
+    inScratch('cpfromfs-missing-later', (dir) => {
+      const { img } = richImage(dir);
+      const dest = join(dir, 'dest');
+      mkdirSync(dest);
+      const r = lklfs(['cpfromfs', '-t', 'ext4', '-i', img, '/etc', '/bin', '/nope', dest]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toBe(`lklfs cpfromfs: cannot copy ${img}:/nope: ENOENT: no such file or directory\n`);
+      expect(readdirSync(dest)).toEqual([]);
+    }),
+  );
+
   // Not even root may open an immutable file for writing; some host
   // filesystems have no such flag, and only root may set it.
   const immutable = canMakeImmutable();
@@ -274,6 +286,31 @@ describe('cpfromfs', () => {
       expect(copied).toBeLessThan(4000);
       expect(fingerprint(img)).toEqual(before);
     }),
+  );
+
+  // Small files are written by a thread of their own behind the walk: a
+  // failure there still ends the copy, naming the host file.
+  const canMountTmpfs = isRoot && haveTool('mount') && haveTool('umount');
+  (canMountTmpfs && tools('mkfs.ext4') ? test : test.skip)(
+    `a full host filesystem: the copy fails with ENOSPC on the host path${canMountTmpfs ? '' : ' (skipped: needs root to mount a small tmpfs)'}`,
+    () =>
+      inScratch('cpfromfs-host-full', (dir) => {
+        const src = join(dir, 'src');
+        mkdirSync(src);
+        for (let f = 0; f < 40; f++) writeFileSync(join(src, `f${f}`), Buffer.alloc(64 << 10, f + 1));
+        const img = image(dir, 'ext4', 64, ['mkfs.ext4', '-q', '-F']);
+        expectOk(lklfs(['cptofs', '-t', 'ext4', '-i', img, `${src}/.`, '/']));
+        const small = join(dir, 'small');
+        mkdirSync(small);
+        sh('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+        try {
+          const r = lklfs(['cpfromfs', '-t', 'ext4', '-i', img, '/.', join(small, 'out')]);
+          expect(r.status).toBe(1);
+          expect(r.stderr).toMatch(new RegExp(`^lklfs cpfromfs: write ${small}/out/f\\d+: ENOSPC: no space left on device\\n$`));
+        } finally {
+          sh('umount', [small]);
+        }
+      }),
   );
 
   // ntfs3 lists WSL's owner fields as attributes in no namespace ($LXUID,
