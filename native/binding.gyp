@@ -18,6 +18,9 @@
         "src/tar_out.cc",
         "src/tree_reader.cc",
         "src/tree_in.cc",
+        "src/tar_input.cc",
+        "src/tar_in_reader.cc",
+        "src/tar_in.cc",
         "src/tree_out.cc"
       ],
       "include_dirs": [

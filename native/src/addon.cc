@@ -39,6 +39,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterBatch(env, exports);
   RegisterTarOut(env, exports);
   RegisterTreeCopyIn(env, exports);
+  RegisterTarCopyIn(env, exports);
   RegisterTreeCopyOut(env, exports);
 #ifdef LKLFS_FUSE
   RegisterFuse(env, exports);

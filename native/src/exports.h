@@ -14,6 +14,7 @@ void RegisterHost(Napi::Env env, Napi::Object exports);
 void RegisterBatch(Napi::Env env, Napi::Object exports);
 void RegisterTarOut(Napi::Env env, Napi::Object exports);
 void RegisterTreeCopyIn(Napi::Env env, Napi::Object exports);
+void RegisterTarCopyIn(Napi::Env env, Napi::Object exports);
 void RegisterTreeCopyOut(Napi::Env env, Napi::Object exports);
 // FUSE mounts (fuse_serve.cc), in builds that had libfuse3's headers.
 void RegisterFuse(Napi::Env env, Napi::Object exports);

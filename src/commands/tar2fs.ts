@@ -1,14 +1,11 @@
 import * as Flags from '@oclif/core/flags';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { isatty } from 'node:tty';
 import { copyFlags, ImageCommand, imageFlags } from '../cli/image-command.js';
 import { argument } from '../cli/lklfs-command.js';
 import { formatBytes } from '../cli/format.js';
 import { counts } from '../cli/progress.js';
-import { FileSource, StreamSource, type ByteSource } from '../engine/byte-source.js';
-import { compressionOf, tarStream } from '../engine/decompress.js';
-import { extractTar, type TarInTotals } from '../engine/tar-in.js';
-import { TarReader } from '../engine/tar-parse.js';
+import { extractTar, type TarArchive, type TarInTotals } from '../engine/tar-in.js';
 import { UsageError } from '../errors.js';
 import { describe } from '../kernel/kernel.js';
 
@@ -64,10 +61,8 @@ before stays, and the filesystem is unmounted cleanly.`;
     const archive = await openArchive(args.archive, flags['filesystem-image']);
     try {
       const { totals, warnings } = await this.progress('unpacking', (update) =>
-        this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) => {
-          // Interrupted while waiting for more of the archive: the wait ends too.
-          signal.addEventListener('abort', () => archive.close(), { once: true });
-          return extractTar(mount, new TarReader(archive.source, archive.label), args.dest, {
+        this.withImage(flags, { readOnly: false, prefault: true, epoch: flags.epoch }, ({ mount, signal }) =>
+          extractTar(mount, archive, args.dest, {
             uid: flags.owner,
             gid: flags.group,
             xattrs: flags.xattrs,
@@ -75,8 +70,8 @@ before stays, and the filesystem is unmounted cleanly.`;
             signal,
             created: flags.verbose ? (p) => process.stdout.write(Buffer.concat([p, newline])) : undefined,
             progress: (t) => update(counts(t.entries, t.bytes)),
-          });
-        }),
+          }),
+        ),
       );
       this.printWarnings(warnings);
       const whiteouts = totals.whiteouts ? `, ${totals.whiteouts} whiteouts applied` : '';
@@ -88,27 +83,20 @@ before stays, and the filesystem is unmounted cleanly.`;
   }
 }
 
-interface Archive {
-  source: ByteSource;
-  /** Its name in messages. */
-  label: string;
-  /** Lets go of the file, stops a decompressor. */
+interface Archive extends TarArchive {
+  /** Lets go of the file (once the job is over: the binding reads it till then). */
   close(): void;
 }
 
 /**
- * The archive's bytes: an uncompressed regular file is read where it is
- * (its file data copied into the image by the binding, see
- * byte-source.ts); anything else is a stream, decompressed as it comes.
+ * The archive's descriptor: the binding reads it on a thread of its own,
+ * a regular file where it lies, standard input or a pipe as it comes, and
+ * tells the compression by the first bytes.
  */
 async function openArchive(path: string, image: string): Promise<Archive> {
-  const streamed = async (input: Readable, label: string): Promise<Archive> => {
-    const s = await tarStream(input, label);
-    return { source: new StreamSource(s.chunks), label, close: s.close };
-  };
   if (path === '-') {
-    if (process.stdin.isTTY) throw new UsageError('refusing to read an archive from a terminal; give a file or a pipe');
-    return streamed(process.stdin, 'standard input');
+    if (isatty(0)) throw new UsageError('refusing to read an archive from a terminal; give a file or a pipe');
+    return { fd: 0, file: false, label: 'standard input', close: () => undefined };
   }
   let fh: FileHandle;
   try {
@@ -125,10 +113,5 @@ async function openArchive(path: string, image: string): Promise<Archive> {
     await fh.close();
     throw new UsageError(`${path} is a directory, not an archive`);
   }
-  if (st.isFile()) {
-    const start = Buffer.alloc(6);
-    await fh.read(start, 0, start.length, 0);
-    if (!compressionOf(start)) return { source: new FileSource(fh.fd, st.size), label: path, close: () => void fh.close().catch(() => undefined) };
-  }
-  return streamed(fh.createReadStream({ highWaterMark: 1 << 20 }), path);
+  return { fd: fh.fd, file: st.isFile(), label: path, close: () => void fh.close().catch(() => undefined) };
 }

@@ -76,22 +76,9 @@ export interface StatFs {
   readOnly: boolean;
 }
 
-/** length bytes of the open host file fd, from offset: data read where it is, never brought into JS. */
-export interface HostRange {
-  fd: number;
-  offset: number;
-  length: number;
-}
-
-/** Data for batch(): one Buffer, or several pieces written one after the other. */
-export type BatchData = Buffer | (Buffer | HostRange)[];
-
 /**
  * One call for batch(): [name, tolerant, ...args]. A tolerant op that fails
- * with EPERM or EOPNOTSUPP does not stop the batch. Data travels with the
- * batch, read where it lies (no copy): writeFile creates a file (O_EXCL)
- * with its content, writeAt writes more at an offset, setXattrs sets the
- * attributes packXattrs() packed.
+ * with EPERM or EOPNOTSUPP does not stop the batch.
  */
 export type BatchOp =
   | ['mkdir', boolean, KPath, number]
@@ -101,18 +88,11 @@ export type BatchOp =
   | ['lchown', boolean, KPath, number, number]
   | ['chmod', boolean, KPath, number]
   | ['lutimes', boolean, KPath, bigint, bigint]
-  | ['unlink', boolean, KPath]
-  | ['writeFile', boolean, KPath, BatchData, number]
-  | ['writeAt', boolean, KPath, BatchData, number]
-  | ['truncate', boolean, KPath, number]
-  | ['setXattrs', boolean, KPath, Buffer];
+  | ['unlink', boolean, KPath];
 
 export interface BatchResult {
   /** Per op run: its result or a negative errno; a stop ends the list. */
   results: number[];
-  /** Where a copy that stopped the batch failed, when not its kernel path. */
-  syscall?: string;
-  path?: Buffer;
 }
 
 export interface HostEntry {
@@ -166,6 +146,69 @@ export interface TreeStep {
 export interface TreeCopyIn {
   step(resume?: TreeResume): Promise<TreeStep>;
   /** Stops the walk and closes what is open; always called, last. */
+  close(): Promise<void>;
+}
+
+/** TarCopyIn's options. */
+export interface TarCopyInOptions {
+  /** Owner and group for every entry; -1: the archive's. */
+  uid: number;
+  gid: number;
+  xattrs: boolean;
+  /** Stop at container-layer whiteouts (.wh.NAME) rather than extract them. */
+  whiteouts: boolean;
+  /** Return each created entry's kernel path (for -v). */
+  listCreated: boolean;
+}
+
+/** What came of the entry a TarCopyIn step stopped at. */
+export interface TarResume {
+  /** An entry in the way was removed (retry), is a directory (merge), or the entry is left out (skip). */
+  action?: 'retry' | 'merge' | 'skip';
+  /** The directory found or made for a parent key: [key, kernel path]. */
+  dir?: [Buffer, Buffer];
+  /** Keys of directories gone from the image (and everything under them). */
+  forget?: Buffer[];
+  /** The entry's ACLs from their text: [attribute name, value]. */
+  acl?: [Buffer, Buffer][];
+}
+
+export interface TarStep {
+  /** Running totals of the whole job. */
+  totals: { entries: number; files: number; bytes: number; hardlinks: number };
+  /** Metadata not kept: [what ("owner", "mode", ...), kernel path, negative errno]. */
+  warnings: [string, Buffer, number][];
+  /** Entries of a type flag the reader does not know, extracted as files: [kernel path, flag]. */
+  types: [Buffer, string][];
+  /** Entries left out: [why, member name]. */
+  skipped: [string, Buffer][];
+  /** Kernel paths created in this step, when listCreated. */
+  created: Buffer[];
+  /** The whole archive is in, directories' metadata included. */
+  done: boolean;
+  /** It ended without its two zero blocks. */
+  endedWithoutMarker: boolean;
+  /** A call failed: create, the call that makes the entry, of the kind in mode. */
+  stop?: { errno: number; syscall: string; path: Buffer; create: boolean; mode: number };
+  /** Stopped at a parent directory the archive has not given: its key (path under the destination). */
+  parent?: Buffer;
+  /** Stopped at a whiteout: .wh.NAME in the directory at key (dir: its kernel path, names: what the archive put there). */
+  whiteout?: { key: Buffer; name: Buffer; dir?: Buffer; names: Buffer[] };
+  /** Stopped at ACL text (for the entry at kernel path) to turn into attributes. */
+  acl?: { path: Buffer; access?: string; default?: string };
+  /** The archive is bad, or could not be read: what and where. Everything before it is in. */
+  archiveError?: string;
+}
+
+/**
+ * A tar archive unpacked into a kernel directory in steps of a few
+ * thousand entries, each one trip (native/src/tar_in.cc); the archive is
+ * read, decompressed and parsed ahead on a thread of its own from
+ * construction on.
+ */
+export interface TarCopyIn {
+  step(resume?: TarResume): Promise<TarStep>;
+  /** Stops the reading and closes what is open; always called, last. */
   close(): Promise<void>;
 }
 
@@ -318,35 +361,20 @@ export interface Binding {
 
   /**
    * Runs ops in order on one kernel thread. The first path is the one acted
-   * on; the second a symlink's target, a link's existing name. Buffers
-   * given as data must not change until the promise settles.
+   * on; the second a symlink's target, a link's existing name.
    */
   batch(ops: BatchOp[]): Promise<BatchResult>;
   /** [host path, kernel path] pairs: each host tree copied as that kernel path. */
   TreeCopyIn: new (roots: [KPath, KPath][], options: TreeCopyInOptions) => TreeCopyIn;
   /** [kernel path, host path] pairs: each kernel tree copied as that host path. */
   TreeCopyOut: new (roots: [KPath, KPath][], options: TreeCopyOutOptions) => TreeCopyOut;
+  /** The archive open at fd (isFile: a regular file, read from its start; else a pipe), label its name in messages, into kernel directory dest. */
+  TarCopyIn: new (fd: number, isFile: boolean, label: string, dest: KPath, options: TarCopyInOptions) => TarCopyIn;
   /** A host directory's entries sorted by name bytes, each with its lstat. */
   hostReaddirStat(path: KPath): Promise<HostEntry[]>;
   hostGetXattrs(path: KPath): Promise<Xattr[]>;
   hostSetXattr(path: KPath, name: string, value: Buffer): Promise<number>;
   hostLutimes(path: KPath, atimeNs: bigint, mtimeNs: bigint): Promise<number>;
-}
-
-/**
- * Attributes for a setXattrs op, as batch.cc reads them: for each, a
- * little-endian u32 length and the name's bytes, a u32 length and the value.
- */
-export function packXattrs(xattrs: { name: Buffer; value: Buffer }[]): Buffer {
-  const parts: Buffer[] = [];
-  for (const { name, value } of xattrs) {
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(name.length);
-    const vlen = Buffer.alloc(4);
-    vlen.writeUInt32LE(value.length);
-    parts.push(len, name, vlen, value);
-  }
-  return Buffer.concat(parts);
 }
 
 /**

@@ -4,7 +4,7 @@
  * compiled engine from dist/.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inScratch, repoRoot, sh } from '../kernel/harness.js';
 
@@ -90,50 +90,71 @@ describe('native binding', () => {
       expect(mode).toBe(0o755);
     }));
 
-  test('batch data ops: writeFile from Buffers and host file ranges, writeAt, truncate, setXattrs', () =>
-    inScratch('binding-batch-data', (dir) => {
-      const host = join(dir, 'host-data');
-      writeFileSync(host, Buffer.from('0123456789abcdefghij'));
+  test('TarCopyIn: steps stop for a parent the archive lacks and an entry in the way; a cut archive ends with where', () =>
+    inScratch('binding-tar-in', (dir) => {
+      const src = join(dir, 'src');
+      mkdirSync(join(src, 'a/b'), { recursive: true });
+      writeFileSync(join(src, 'a/b/f'), 'f\n');
+      writeFileSync(join(src, 'x'), Buffer.alloc(2000, 0x78));
+      const tar = join(dir, 'a.tar');
+      // Members only, no directory entries: a/b is the image's to give.
+      sh('tar', ['--format=ustar', '-cf', tar, '-C', src, 'a/b/f', 'x']);
+      const cut = join(dir, 'cut.tar');
+      writeFileSync(cut, readFileSync(tar).subarray(0, 2000));
       const r = runScript(
         dir,
         `
         import { openSync } from 'node:fs';
-        import { packXattrs } from '${repoRoot}/dist/src/kernel/binding.js';
         const { k, m, b } = await mounted();
-        const fd = openSync(${JSON.stringify(host)}, 'r');
-        const xattrs = packXattrs([{ name: Buffer.from('user.a'), value: Buffer.from([0, 255]) }, { name: Buffer.from('trusted.b'), value: Buffer.from('x') }]);
-        out(await b.batch([
-          ['writeFile', false, m.path('/f'), [Buffer.from('head-'), { fd, offset: 10, length: 5 }, Buffer.from('-tail')], 0o600],
-          ['writeAt', false, m.path('/f'), { fd, offset: 0, length: 3 }, 1 << 20],
-          ['truncate', false, m.path('/f'), 3 << 20],
-          ['setXattrs', true, m.path('/f'), xattrs],
-          ['writeFile', false, m.path('/f'), Buffer.from('again'), 0o600],
-        ]));
-        const f = await b.open(m.path('/f'), b.constants.O_RDONLY, 0);
-        const head = Buffer.alloc(15);
-        await b.read(f, head, 0, 15, 0);
-        const later = Buffer.alloc(3);
-        await b.read(f, later, 0, 3, 1 << 20);
-        await b.close(f);
-        out([head.toString(), later.toString()]);
-        const st = await b.lstat(m.path('/f'));
-        out([st.size, st.blocks]);
-        out((await b.getXattrs(m.path('/f'))).map((x) => [x.name, x.value.toString('hex')]));
-        // A range past the host file's end: EIO, named as a read of the archive.
-        out(await b.batch([['writeFile', false, m.path('/g'), { fd, offset: 15, length: 10 }, 0o600]]));
+        await b.mkdir(m.path('/a'), 0o755);
+        const x = await b.open(m.path('/x'), b.constants.O_WRONLY | b.constants.O_CREAT, 0o644);
+        await b.close(x);
+        const unpack = async (file, dest) => {
+          const job = new b.TarCopyIn(openSync(file, 'r'), true, 'test.tar', m.path(dest), { uid: -1, gid: -1, xattrs: true, whiteouts: false, listCreated: true });
+          const seen = [];
+          let resume;
+          for (;;) {
+            const s = await job.step(resume);
+            seen.push({ created: s.created.map((p) => p.toString()), parent: s.parent?.toString(), stop: s.stop && [s.stop.errno, s.stop.syscall, s.stop.create], error: s.archiveError, done: s.done });
+            if (s.done || s.archiveError) break;
+            if (s.parent) {
+              const kernel = m.path((dest === '/' ? '' : dest) + '/' + s.parent.toString());
+              await b.mkdir(kernel, 0o755);
+              resume = { dir: [s.parent, kernel] };
+            } else {
+              await b.unlink(s.stop.path);
+              resume = { action: 'retry' };
+            }
+          }
+          await job.close();
+          return seen;
+        };
+        out(await unpack(${JSON.stringify(tar)}, '/'));
+        const x2 = Buffer.alloc(2000);
+        const fd = await b.open(m.path('/x'), b.constants.O_RDONLY, 0);
+        out(await b.read(fd, x2, 0, 2000, 0));
+        await b.close(fd);
+        await b.mkdir(m.path('/d'), 0o755);
+        await b.mkdir(m.path('/d/a'), 0o755);
+        out((await unpack(${JSON.stringify(cut)}, '/d')).at(-1));
         await k.halt();
       `,
       );
       expect(r.stderr).toBe('');
-      const [batch, data, size, xattrs, short] = r.json;
-      // The second writeFile finds /f there (O_EXCL): EEXIST stops the batch.
-      expect(batch).toEqual({ results: [15, 3, 0, 0, -17] });
-      expect(data).toEqual(['head-abcde-tail', '012']);
-      // 3 MiB with two pieces of data: the rest holes.
-      expect(size[0]).toBe(3 << 20);
-      expect(size[1] * 512).toBeLessThan(64 << 10);
-      expect(xattrs).toEqual([['user.a', '00ff'], ['trusted.b', '78']]);
-      expect(short).toEqual({ results: [-5], syscall: 'pread', path: Buffer.from('the archive').toJSON() });
+      const [steps, read, last] = r.json;
+      const root = '/mnt/lkl0p0';
+      expect(steps).toEqual([
+        { created: [], parent: 'a/b', done: false },
+        { created: [`${root}/a/b/f`], stop: [-17, 'open', true], done: false },
+        { created: [`${root}/x`], done: true },
+      ]);
+      expect(read).toBe(2000);
+      // What came before the cut is in; the step says what is wrong and where.
+      expect(last).toEqual({
+        created: [`${root}/d/a/b/f`],
+        error: 'test.tar: truncated archive: entry x (header at byte 1024) is cut short: the archive ends at byte 2000, in its data',
+        done: false,
+      });
     }));
 
   test('copyIn keeps holes; copyOut brings the bytes back', () =>

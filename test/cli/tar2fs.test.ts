@@ -6,11 +6,9 @@
  * own, on archives of every format GNU tar writes.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, lchownSync, openSync, mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, lchownSync, mkdirSync, readFileSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileSource, StreamSource } from '../../src/engine/byte-source.js';
 import { aclFromText } from '../../src/engine/posix-acl.js';
-import { TarReader, type TarEntry } from '../../src/engine/tar-parse.js';
 import { haveTool, inScratch, repoRoot, sh } from '../kernel/harness.js';
 import { acls, diffTrees, expectOk, lklfs, snapshot, type Node } from './cli.js';
 import { isRoot, makeRichTree } from './rich-tree.js';
@@ -542,39 +540,6 @@ describe('tar2fs: bad archives and bad usage', () => {
   );
 });
 
-/**
- * The reader on its own: over a stream of pieces of the archive, or (file
- * given) over the archive's file, whose data comes as ranges of it.
- */
-async function readAll(archive: Buffer, pieceSize = 7000, file?: string): Promise<{ entries: TarEntry[]; data: Map<string, Buffer> }> {
-  async function* chunks() {
-    for (let at = 0; at < archive.length; at += pieceSize) yield archive.subarray(at, at + pieceSize);
-  }
-  const fd = file === undefined ? -1 : openSync(file, 'r');
-  const reader = new TarReader(fd < 0 ? new StreamSource(chunks()) : new FileSource(fd, archive.length), 'test.tar');
-  const entries: TarEntry[] = [];
-  const data = new Map<string, Buffer>();
-  try {
-    for (let e = await reader.next(); e; e = await reader.next()) {
-      entries.push(e);
-      if (e.kind !== 'file') continue;
-      const content = Buffer.alloc(e.size);
-      for (let run = await reader.read(1 << 20); run; run = await reader.read(1 << 20)) {
-        let at = run.at;
-        for (const p of run.pieces) {
-          if (Buffer.isBuffer(p)) p.copy(content, at);
-          else archive.copy(content, at, p.offset, p.offset + p.length);
-          at += p.length;
-        }
-      }
-      data.set(e.name.toString('latin1'), content);
-    }
-  } finally {
-    if (fd >= 0) closeSync(fd);
-  }
-  return { entries, data };
-}
-
 /** A header block by hand, for what no tar at hand writes. */
 function header(fields: { name: string; type: string; size?: number; uid?: number }): Buffer {
   const h = Buffer.alloc(512);
@@ -592,9 +557,17 @@ function header(fields: { name: string; type: string; size?: number; uid?: numbe
 }
 const padded = (b: Buffer) => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
 
-describe('tar reader', () => {
-  need('tar')('every format GNU tar writes: v7, ustar, gnu, posix; sparse 0.0, 0.1, 1.0 and GNU', () =>
-    inScratch('tar-reader', async (dir) => {
+/** `lklfs ls --json -l` of paths in img: each entry's JSON by path. */
+function listing(img: string, ...paths: string[]): Map<string, { type: string; uid: number; size: number; mtime: string; target?: string }> {
+  const r = lklfs(['ls', '-i', img, '--json', '-l', ...paths]);
+  expectOk(r);
+  const entries = (JSON.parse(r.stdout.toString()) as { entries: { path: string; type: string; uid: number; size: number; mtime: string; target?: string }[] }).entries;
+  return new Map(entries.map((e) => [e.path, e]));
+}
+
+describe('tar2fs: the tar reader', () => {
+  need('tar', 'mkfs.ext4', 'e2fsck')('every format GNU tar writes: v7, ustar, gnu, posix; sparse 0.0, 0.1, 1.0 and GNU', () =>
+    inScratch('tar-reader', (dir) => {
       const src = join(dir, 'src');
       const long = 'd'.repeat(90);
       mkdirSync(join(src, long), { recursive: true });
@@ -609,52 +582,82 @@ describe('tar reader', () => {
         sh('tar', [...args, '--sparse', '-cf', file, '-C', src, '.'], { allowFail: true });
         return readFileSync(file);
       };
-      const longName = `./${long}/${'f'.repeat(60)}`;
+      const longName = `/${long}/${'f'.repeat(60)}`;
+      // Read from the file where it lies, or through a pipe as it comes.
+      const unpack = (archive: Buffer, fromFile: boolean): string => {
+        const img = image(dir, 'img', 'ext4', 64);
+        expectOk(fromFile ? lklfs(['tar2fs', '-i', img, file]) : lklfs(['tar2fs', '-i', img, '-'], { input: archive }));
+        check('ext4', img);
+        expect(lklfs(['cat', '-i', img, '/sparse']).stdout.equals(sparse)).toBe(true);
+        return img;
+      };
+      /** The sparse file's holes stayed holes (cpfromfs copies data extents only). */
+      const holesKept = (img: string) => {
+        const out = join(dir, 'sparse.out');
+        sh('rm', ['-f', out]);
+        expectOk(lklfs(['cpfromfs', '-i', img, '/sparse', out]));
+        expect(statSync(out).blocks * 512).toBeLessThan(256 << 10);
+      };
       for (const [format, fromFile] of [['gnu', false], ['posix', false], ['ustar', false], ['gnu', true], ['posix', true]] as const) {
-        const { entries, data } = await readAll(make(`--format=${format}`), 7000, fromFile ? file : undefined);
-        const names = entries.map((e) => e.name.toString());
-        if (format !== 'ustar') expect(names).toContain(longName);
-        if (format !== 'ustar') expect(entries.find((e) => e.kind === 'symlink')?.linkname?.toString()).toBe('t'.repeat(120));
-        expect(data.get('./sparse')?.equals(sparse)).toBe(true);
-        if (format !== 'ustar') expect(entries.find((e) => e.name.toString() === './sparse')?.sparse?.length).toBeGreaterThan(0);
+        const img = unpack(make(`--format=${format}`), fromFile);
+        if (format === 'ustar') continue;
+        const entries = listing(img, longName, '/sym');
+        expect(entries.get(longName)?.type).toBe('file');
+        expect(entries.get('/sym')?.target).toBe('t'.repeat(120));
+        holesKept(img);
       }
       for (const version of ['0.0', '0.1', '1.0']) {
-        const { entries, data } = await readAll(make('--format=posix', `--sparse-version=${version}`));
-        expect(data.get('./sparse')?.equals(sparse)).toBe(true);
-        expect(entries.find((e) => e.name.toString() === './sparse')?.size).toBe(5 << 20);
+        const img = unpack(make('--format=posix', `--sparse-version=${version}`), false);
+        expect(listing(img, '/sparse').get('/sparse')?.size).toBe(5 << 20);
+        holesKept(img);
       }
-      const v7 = await readAll(make('--format=v7'), 512);
-      expect(v7.entries.find((e) => e.name.toString() === './sym')?.kind).toBe('symlink');
+      const v7 = unpack(make('--format=v7'), false);
+      expect(listing(v7, '/sym').get('/sym')?.type).toBe('symlink');
     }),
   );
 
-  test('pax global headers apply to every entry after them; an entry’s own records win', async () => {
-    const global = Buffer.concat([paxRecord('uid', '77'), paxRecord('comment', 'made by hand')]);
-    const local = Buffer.concat([paxRecord('uid', '5'), paxRecord('mtime', '1.5')]);
-    const archive = Buffer.concat([
-      header({ name: 'pax_global_header', type: 'g', size: global.length }),
-      padded(global),
-      header({ name: 'a', type: '0', size: 3 }),
-      padded(Buffer.from('abc')),
-      header({ name: 'PaxHeader/b', type: 'x', size: local.length }),
-      padded(local),
-      header({ name: 'b', type: '0' }),
-      Buffer.alloc(1024),
-    ]);
-    const { entries, data } = await readAll(archive, 100);
-    expect(entries.map((e) => [e.name.toString(), e.uid, e.mtimeNs])).toEqual([
-      ['a', 77, 0o14000000000n * 1_000_000_000n],
-      ['b', 5, 1_500_000_000n],
-    ]);
-    expect(entries[1]?.offset).toBe(512 * 4);
-    expect(data.get('a')?.toString()).toBe('abc');
-  });
+  need('mkfs.ext4')('pax global headers apply to every entry after them; an entry’s own records win', () =>
+    inScratch('tar-reader-pax', (dir) => {
+      const global = Buffer.concat([paxRecord('uid', '77'), paxRecord('comment', 'made by hand')]);
+      const local = Buffer.concat([paxRecord('uid', '5'), paxRecord('mtime', '1.5')]);
+      const archive = Buffer.concat([
+        header({ name: 'pax_global_header', type: 'g', size: global.length }),
+        padded(global),
+        header({ name: 'a', type: '0', size: 3 }),
+        padded(Buffer.from('abc')),
+        header({ name: 'PaxHeader/b', type: 'x', size: local.length }),
+        padded(local),
+        header({ name: 'b', type: '0' }),
+        Buffer.alloc(1024),
+      ]);
+      const img = image(dir, 'img', 'ext4', 32);
+      expectOk(lklfs(['tar2fs', '-i', img, '-'], { input: archive }));
+      const entries = listing(img, '/a', '/b');
+      expect([...entries.values()].map((e) => [e.uid, e.mtime])).toEqual([
+        [77, new Date(0o14000000000 * 1000).toISOString().replace('.000Z', '.000000000Z')],
+        [5, '1970-01-01T00:00:01.500000000Z'],
+      ]);
+      expect(lklfs(['cat', '-i', img, '/a']).stdout.toString()).toBe('abc');
+      // b's entry starts at its extended header, byte 2048.
+      const cut = lklfs(['tar2fs', '-i', image(dir, 'cut', 'ext4', 32), '-'], { input: archive.subarray(0, 512 * 6 + 100) });
+      expect(cut.status).toBe(1);
+      expect(cut.stderr.toString()).toBe(
+        'lklfs tar2fs: standard input: truncated archive: the archive ends at byte 3172, in a header (header at byte 2048), after entry a\n',
+      );
+    }),
+  );
 
-  test('a bad extended header record is an error that says where', async () => {
-    const body = Buffer.from('12 path=abc\n99 broken\n');
-    const archive = Buffer.concat([header({ name: 'f', type: '0' }), header({ name: 'PaxHeader', type: 'x', size: body.length }), padded(body), header({ name: 'g', type: '0' })]);
-    await expect(readAll(archive)).rejects.toThrow('test.tar: corrupt archive: a bad extended header (malformed extended header record at offset 12 of its body) at byte 512 (after entry f)');
-  });
+  need('mkfs.ext4')('a bad extended header record is an error that says where', () =>
+    inScratch('tar-reader-bad-pax', (dir) => {
+      const body = Buffer.from('12 path=abc\n99 broken\n');
+      const archive = Buffer.concat([header({ name: 'f', type: '0' }), header({ name: 'PaxHeader', type: 'x', size: body.length }), padded(body), header({ name: 'g', type: '0' })]);
+      const r = lklfs(['tar2fs', '-i', image(dir, 'img', 'ext4', 32), '-'], { input: archive });
+      expect(r.status).toBe(1);
+      expect(r.stderr.toString()).toBe(
+        'lklfs tar2fs: standard input: corrupt archive: a bad extended header (malformed extended header record at offset 12 of its body) at byte 512 (after entry f)\n',
+      );
+    }),
+  );
 
   test('ACL text as GNU tar (names, newlines) and libarchive (ids after the permissions, commas) store it', () => {
     const ids = new Map([['user:alice', 1000], ['group:staff', 50]]);
