@@ -145,7 +145,7 @@ class JobFile {
 
   async write(chunk: Buffer): Promise<void> {
     try {
-      for (let at = 0; at < chunk.length; ) at += (await this.fh.write(chunk, at)).bytesWritten;
+      for (let at = 0; at < chunk.length; ) at += (await this.fh.write(chunk, at, Math.min(chunk.length - at, 1 << 20))).bytesWritten;
     } catch (e) {
       throw writeFailed(this.path, e);
     }
