@@ -15,6 +15,7 @@
         "src/host.cc",
         "src/batch.cc",
         "src/tar_format.cc",
+        "src/extent_reader.cc",
         "src/tar_out.cc",
         "src/tree_reader.cc",
         "src/tree_in.cc"

@@ -7,7 +7,9 @@
 // writes the Buffers out (src/engine/tar-out.ts says what the archive
 // holds).
 //
-//   openTar(path, smallFile, withContexts) -> tar   the archive of the tree at path
+//   openTar(path, smallFile, withContexts, disk, start) -> tar   the archive
+//       of the tree at path, on disk (its image's filesystem begins start
+//       bytes in; disk -1: none to read files from on the host)
 //   readTar(tar, buffer) -> Promise<{ used, done, need, entries, bytes,
 //       sockets, socket?, changed?, changedSize?, contexts? }>: the next
 //       bytes of the archive into buffer[0, used); done: it is complete;
@@ -25,8 +27,9 @@
 // Names are relative to the walk's start ("" is the start). Files up to
 // smallFile bytes are read whole with one read; larger ones in pieces as
 // Buffers fill, their holes left out (SEEK_DATA/SEEK_HOLE) when they have
-// some, in GNU tar's sparse format 1.0. What is read leaves the kernel's
-// page cache (DropCache).
+// some, in GNU tar's sparse format 1.0. A file's data is read from the
+// image on the host where the filesystem allows it (extent_reader.h),
+// else by the kernel, and then leaves the kernel's page cache (DropCache).
 #include "kernel_api.h"
 
 #include <algorithm>
@@ -39,7 +42,9 @@
 
 #include "args.h"
 #include "copy.h"
+#include "disks.h"
 #include "exports.h"
+#include "extent_reader.h"
 #include "queue.h"
 #include "tar_format.h"
 #include "xattrs.h"
@@ -150,7 +155,8 @@ class TarOut {
  public:
   // Whatever the walk holds open is closed by Close() (closeTar), on a
   // kernel thread; never by the destructor, which may run on the JS thread.
-  TarOut(std::string root, int64_t small, bool contexts) : root_(std::move(root)), small_(small), contexts_(contexts) {}
+  TarOut(std::string root, int64_t small, bool contexts, std::unique_ptr<ExtentReader> direct)
+      : root_(std::move(root)), small_(small), contexts_(contexts), direct_(std::move(direct)) {}
 
   // The next bytes of the archive into buf; -errno (with *failure) when the walk fails.
   long Fill(char *buf, size_t cap, Progress *progress, Failure *failure) {
@@ -210,6 +216,7 @@ class TarOut {
     std::string name;
     if (!started_) {
       started_ = true;
+      if (direct_ && !ExtentReader::Suits(root_.c_str())) direct_.reset();
       e->path = name = root_;
       long ret = lkl_sys_newfstatat(LKL_AT_FDCWD, root_.c_str(), &e->st, LKL_AT_SYMLINK_NOFOLLOW);
       if (ret < 0) return Fail(failure, "lstat", root_, ret);
@@ -434,11 +441,12 @@ class TarOut {
     if (e.fd < 0) return true;
     if (whole) {
       // One byte more than the size: a file that grew shows too.
-      long got = ReadAt(e.fd, out->here(), e.data + 1, e.data, 0);
-      DropCache(e.fd, 0, 0);
+      long got = MapDirect(e.fd, st.st_size);
+      const char *call = got < 0 ? "ioctl" : "read";
+      if (got >= 0) got = ReadData(e.fd, out->here(), e.data + 1, e.data, 0);
       lkl_sys_close(e.fd);
       if (got < 0) {
-        *ret = Fail(failure, "read", e.path, got);
+        *ret = Fail(failure, call, e.path, got);
         return false;
       }
       if (got != e.data) return Changed(e.rel, st.st_size);
@@ -450,6 +458,12 @@ class TarOut {
     if (e.data == 0) {
       lkl_sys_close(e.fd);
       return true;
+    }
+    long mapped = MapDirect(e.fd, st.st_size);
+    if (mapped < 0) {
+      lkl_sys_close(e.fd);
+      *ret = Fail(failure, "ioctl", e.path, mapped);
+      return false;
     }
     file_ = e.fd;
     file_path_ = e.path;
@@ -503,8 +517,7 @@ class TarOut {
       int64_t off = p.off + piece_done_;
       int64_t want = std::min<int64_t>(left, out->room() - 1);
       int64_t ask = off + want == file_size_ ? want + 1 : want;
-      long got = ReadAt(file_, out->here(), ask, want, off);
-      DropCache(file_, off, want);
+      long got = ReadData(file_, out->here(), ask, want, off);
       if (got < 0) return Fail(failure, "read", file_path_, got);
       if (got != want) {
         Changed(file_rel_, file_size_);
@@ -522,6 +535,43 @@ class TarOut {
     reading_ = false;
     pad_ = pad_after_;
     return 0;
+  }
+
+  // Whether the file open as fd, of size bytes, is read from the image on
+  // the host (direct_, mapped_): 0, or -errno.
+  long MapDirect(long fd, int64_t size) {
+    mapped_ = false;
+    if (!direct_ || size == 0) return 0;
+    long ret = direct_->Map(fd, size);
+    mapped_ = ret == 1;
+    return ret < 0 ? ret : 0;
+  }
+
+  // want bytes of the file being archived at off into buf, as ReadAt reads
+  // them (ask: one more at the end of the file), from the image on the
+  // host when it is mapped there: bytes read or -errno. The first file
+  // read from the host is read by the kernel too, as a check that the two
+  // agree (the image's layout is as the filesystem says); if they did not,
+  // the kernel would read everything from then on.
+  long ReadData(long fd, char *buf, int64_t ask, int64_t want, int64_t off) {
+    if (mapped_) {
+      long ret = direct_->Read(buf, off, want);
+      if (ret < 0 || checked_) return ret < 0 ? ret : want;
+      check_.resize(ask);
+      long got = ReadAt(fd, check_.data(), ask, want, off);
+      DropCache(fd, off, want);
+      if (got == want && !memcmp(check_.data(), buf, want)) {
+        checked_ = true;
+        return want;
+      }
+      direct_.reset();
+      mapped_ = false;
+      if (got > 0) memcpy(buf, check_.data(), got);
+      return got;
+    }
+    long got = ReadAt(fd, buf, ask, want, off);
+    DropCache(fd, off, want);
+    return got;
   }
 
   // The archive stops: a file is no longer the size it had.
@@ -543,6 +593,12 @@ class TarOut {
   const std::string root_;
   const int64_t small_;
   const bool contexts_;
+  // Reads files from the image on the host; none where that is not the
+  // same data. mapped_: the file being read is read there; checked_: a
+  // file read there was found the same as the kernel reads it.
+  std::unique_ptr<ExtentReader> direct_;
+  bool mapped_ = false, checked_ = false;
+  std::vector<char> check_;
   bool started_ = false, walked_ = false, ended_ = false;
   std::vector<Dir> stack_;
   std::unique_ptr<Entry> next_;
@@ -576,7 +632,11 @@ Napi::Value OpenTar(const Napi::CallbackInfo &info) {
   std::string path = PathArg(info, 0);
   int64_t small = IntArg(info, 1);
   bool contexts = BoolArg(info, 2);
-  archives.emplace(++last_handle, std::make_shared<TarOut>(path, small, contexts));
+  int64_t disk = IntArg(info, 3), start = IntArg(info, 4);
+  std::unique_ptr<ExtentReader> direct;
+  int image = disk < 0 ? -1 : DupDiskImage(disk);
+  if (image >= 0) direct = std::make_unique<ExtentReader>(image, start);
+  archives.emplace(++last_handle, std::make_shared<TarOut>(path, small, contexts, std::move(direct)));
   return Napi::Number::New(info.Env(), last_handle);
 }
 

@@ -16,6 +16,7 @@
 import { LklfsError } from '../errors.js';
 import type { TarBatch } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
+import { partitionOffset } from './probe.js';
 
 /** Files up to this size are read whole, with their entry's headers. */
 const SMALL_FILE = 256 << 10;
@@ -54,7 +55,9 @@ export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptio
   const root = opts.root ?? Buffer.from('/');
   /** An archived name's path in the image, for messages. */
   const show = (name: Buffer) => Buffer.concat([root.length === 1 ? Buffer.alloc(0) : root, Buffer.from('/'), name]).toString();
-  const tar = k.openTar(mount.path(root), SMALL_FILE, opts.contexts !== undefined);
+  // Files are read from the image on the host where the filesystem allows it (native/src/extent_reader.h).
+  const start = mount.partition ? await partitionOffset(mount.image, mount.partition) : 0;
+  const tar = k.openTar(mount.path(root), SMALL_FILE, opts.contexts !== undefined, start === undefined ? -1 : mount.disk, start ?? 0);
   // Two Buffers: the kernel fills one while the other is written.
   const bufs = [Buffer.allocUnsafeSlow(BATCH), Buffer.allocUnsafeSlow(BATCH)];
   const fill = (buf: Buffer) => {
