@@ -22,7 +22,9 @@
 //       from the archive's root ("/etc/passwd", the root "/"), as LKL's
 //       fs2tar -s lists them.
 //   closeTar(tar) -> Promise          closes what the walk holds open
-// One call at a time per archive: each readTar waits for the one before.
+// Calls may be queued: each readTar fills its Buffer after the one called
+// before it (so the kernel goes on with the next Buffer while JS writes
+// one out). After a failure every later call fails the same way.
 //
 // Names are relative to the walk's start ("" is the start). Files up to
 // smallFile bytes are read whole with one read; larger ones in pieces as
@@ -33,9 +35,11 @@
 #include "kernel_api.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -146,9 +150,16 @@ class Out {
   size_t at_ = 0;
 };
 
+// What one fill made, and the totals after it (taken as it ends: the next
+// fill may already be running when JS reads them).
 struct Progress {
   size_t used = 0, need = 0;
   bool done = false;
+  uint64_t entries = 0, bytes = 0, sockets = 0;
+  std::string first_socket, contexts;
+  bool changed = false;
+  std::string changed_name;
+  int64_t changed_size = 0;
 };
 
 class TarOut {
@@ -158,8 +169,42 @@ class TarOut {
   TarOut(std::string root, int64_t small, bool contexts, std::unique_ptr<ExtentReader> direct)
       : root_(std::move(root)), small_(small), contexts_(contexts), direct_(std::move(direct)) {}
 
-  // The next bytes of the archive into buf; -errno (with *failure) when the walk fails.
-  long Fill(char *buf, size_t cap, Progress *progress, Failure *failure) {
+  // A place in the order of fills (on the JS thread, as readTar is called).
+  uint64_t Ticket() { return tickets_++; }
+
+  // The next bytes of the archive into buf, once the fills of the tickets
+  // before this one are done; -errno (with *failure) when the walk fails.
+  long Fill(uint64_t ticket, char *buf, size_t cap, Progress *progress, Failure *failure) {
+    {
+      std::unique_lock<std::mutex> hold(turn_lock_);
+      turn_changed_.wait(hold, [&] { return turn_ == ticket; });
+    }
+    long ret = failed_ ? failed_ : FillNext(buf, cap, progress, failure);
+    if (ret < 0 && !failed_) {
+      failed_ = ret;
+      failure_ = *failure;
+    } else if (ret < 0) {
+      *failure = failure_;
+    }
+    std::lock_guard<std::mutex> hold(turn_lock_);
+    turn_++;
+    turn_changed_.notify_all();
+    return ret;
+  }
+
+  void Close() {
+    if (next_ && next_->fd >= 0) lkl_sys_close(next_->fd);
+    next_.reset();
+    if (reading_) lkl_sys_close(file_);
+    reading_ = false;
+    for (auto &f : stack_)
+      if (f.fd >= 0) lkl_sys_close(f.fd);
+    stack_.clear();
+    walked_ = ended_ = true;
+  }
+
+ private:
+  long FillNext(char *buf, size_t cap, Progress *progress, Failure *failure) {
     Out out(buf, cap);
     long ret = 0;
     while (ret >= 0 && !ended_) {
@@ -187,28 +232,20 @@ class TarOut {
     }
     progress->used = out.used();
     progress->done = ended_;
+    progress->entries = entries;
+    progress->bytes = bytes;
+    progress->sockets = sockets;
+    if (sockets) progress->first_socket = first_socket;
+    progress->contexts = std::move(context_lines);
+    context_lines.clear();
+    if (changed) {
+      progress->changed = true;
+      progress->changed_name = changed_name;
+      progress->changed_size = changed_size;
+    }
     return ret;
   }
 
-  void Close() {
-    if (next_ && next_->fd >= 0) lkl_sys_close(next_->fd);
-    next_.reset();
-    if (reading_) lkl_sys_close(file_);
-    reading_ = false;
-    for (auto &f : stack_)
-      if (f.fd >= 0) lkl_sys_close(f.fd);
-    stack_.clear();
-    walked_ = ended_ = true;
-  }
-
-  uint64_t entries = 0, bytes = 0, sockets = 0;
-  std::string first_socket;
-  std::string context_lines;  // since the last readTar
-  bool changed = false;
-  std::string changed_name;
-  int64_t changed_size = 0;
-
- private:
   // Gathers the next entry into next_, or sets walked_.
   long Next(Failure *failure) {
     auto e = std::make_unique<Entry>();
@@ -593,12 +630,26 @@ class TarOut {
   const std::string root_;
   const int64_t small_;
   const bool contexts_;
+  // The order of fills: tickets_ handed out (JS thread), turn_ the one
+  // whose fill may run; a failure, kept for the fills after it.
+  uint64_t tickets_ = 0, turn_ = 0;
+  std::mutex turn_lock_;
+  std::condition_variable turn_changed_;
+  long failed_ = 0;
+  Failure failure_;
   // Reads files from the image on the host; none where that is not the
   // same data. mapped_: the file being read is read there; checked_: a
   // file read there was found the same as the kernel reads it.
   std::unique_ptr<ExtentReader> direct_;
   bool mapped_ = false, checked_ = false;
   std::vector<char> check_;
+  // Totals, and what Progress reports of them.
+  uint64_t entries = 0, bytes = 0, sockets = 0;
+  std::string first_socket;
+  std::string context_lines;  // since the last fill
+  bool changed = false;
+  std::string changed_name;
+  int64_t changed_size = 0;
   bool started_ = false, walked_ = false, ended_ = false;
   std::vector<Dir> stack_;
   std::unique_ptr<Entry> next_;
@@ -651,24 +702,23 @@ Napi::Value ReadTar(const Napi::CallbackInfo &info) {
   size_t cap = buffer.Length();
   auto progress = std::make_shared<Progress>();
   auto failure = std::make_shared<Failure>();
+  uint64_t ticket = tar->Ticket();
   return Submit(
-      info.Env(), "read", "", [=] { return tar->Fill(data, cap, progress.get(), failure.get()); },
-      [tar, progress](Napi::Env env, long) {
+      info.Env(), "read", "", [=] { return tar->Fill(ticket, data, cap, progress.get(), failure.get()); },
+      [progress](Napi::Env env, long) {
+        const Progress &p = *progress;
         Napi::Object o = Napi::Object::New(env);
-        o.Set("used", Napi::Number::New(env, progress->used));
-        o.Set("done", Napi::Boolean::New(env, progress->done));
-        o.Set("need", Napi::Number::New(env, progress->need));
-        o.Set("entries", Napi::Number::New(env, tar->entries));
-        o.Set("bytes", Napi::Number::New(env, tar->bytes));
-        o.Set("sockets", Napi::Number::New(env, tar->sockets));
-        if (tar->sockets) o.Set("socket", Bytes(env, tar->first_socket));
-        if (!tar->context_lines.empty()) {
-          o.Set("contexts", Bytes(env, tar->context_lines));
-          tar->context_lines.clear();
-        }
-        if (tar->changed) {
-          o.Set("changed", Bytes(env, tar->changed_name));
-          o.Set("changedSize", Napi::Number::New(env, tar->changed_size));
+        o.Set("used", Napi::Number::New(env, p.used));
+        o.Set("done", Napi::Boolean::New(env, p.done));
+        o.Set("need", Napi::Number::New(env, p.need));
+        o.Set("entries", Napi::Number::New(env, p.entries));
+        o.Set("bytes", Napi::Number::New(env, p.bytes));
+        o.Set("sockets", Napi::Number::New(env, p.sockets));
+        if (p.sockets) o.Set("socket", Bytes(env, p.first_socket));
+        if (!p.contexts.empty()) o.Set("contexts", Bytes(env, p.contexts));
+        if (p.changed) {
+          o.Set("changed", Bytes(env, p.changed_name));
+          o.Set("changedSize", Napi::Number::New(env, p.changed_size));
         }
         return o;
       },
