@@ -14,6 +14,7 @@
         "src/queue.cc",
         "src/host.cc",
         "src/batch.cc",
+        "src/cache_trim.cc",
         "src/tar_format.cc",
         "src/extent_reader.cc",
         "src/tar_out.cc",

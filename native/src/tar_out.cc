@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "args.h"
+#include "cache_trim.h"
 #include "copy.h"
 #include "disks.h"
 #include "exports.h"
@@ -230,6 +231,7 @@ class TarOut {
       }
       if (!Frame(&out, progress, failure, &ret)) break;
     }
+    trim_.Check();
     progress->used = out.used();
     progress->done = ended_;
     progress->entries = entries;
@@ -643,6 +645,7 @@ class TarOut {
   std::unique_ptr<ExtentReader> direct_;
   bool mapped_ = false, checked_ = false;
   std::vector<char> check_;
+  CacheTrim trim_;
   // Totals, and what Progress reports of them.
   uint64_t entries = 0, bytes = 0, sockets = 0;
   std::string first_socket;
