@@ -73,17 +73,12 @@ struct Extent {
   int64_t off, len;
 };
 
-struct Child {
-  std::string name;
-  struct lkl_stat st;
-};
-
 // A directory being walked.
 struct Dir {
   std::string path;  // the kernel's path of the directory
   std::string rel;   // its name in the archive, without the "/"
   long fd;           // -1 when closed (kOpenDirs)
-  std::vector<Child> kids;
+  std::vector<std::string> kids;
   size_t next = 0;
 };
 
@@ -98,7 +93,7 @@ struct Entry {
   std::vector<Extent> extents;  // where a sparse file has data
   int64_t data = 0;             // bytes of file data to archive
   long fd = -1;                 // a file to read, a directory to list
-  std::vector<Child> kids;      // a directory's entries
+  std::vector<std::string> kids;  // a directory's entries' names
 };
 
 long ListXattrs(long fd, const std::string &path, Xattrs *out) {
@@ -273,12 +268,14 @@ class TarOut {
         f.fd = lkl_sys_openat(LKL_AT_FDCWD, f.path.c_str(), LKL_O_RDONLY | LKL_O_DIRECTORY | LKL_O_CLOEXEC, 0);
         if (f.fd < 0) return Fail(failure, "open", f.path, f.fd);
       }
-      Child &c = f.kids[f.next++];
-      name = c.name;
-      e->rel = f.rel.empty() ? c.name : f.rel + "/" + c.name;
-      e->path = f.path + "/" + c.name;
-      e->st = c.st;
+      name = std::move(f.kids[f.next++]);
+      e->rel = f.rel.empty() ? name : f.rel + "/" + name;
+      e->path = f.path + "/" + name;
       dirfd = f.fd;
+      // Looked up only now: the kernel's caches hold no more of a large
+      // directory than the walk is at (cache_trim.h).
+      long ret = lkl_sys_newfstatat(dirfd, name.c_str(), &e->st, LKL_AT_SYMLINK_NOFOLLOW);
+      if (ret < 0) return Fail(failure, "lstat", e->path, ret);
     }
     long ret = Describe(e.get(), dirfd, name, failure);
     if (ret < 0) {
@@ -306,7 +303,9 @@ class TarOut {
       }
     }
     long ret = 0;
-    if (file || dir) {
+    // An empty file has nothing to read (the image is mounted read-only:
+    // it cannot grow): its attributes are listed by name.
+    if ((file && st.st_size > 0) || dir) {
       long how = LKL_O_RDONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC | (dir ? LKL_O_DIRECTORY : 0);
       e->fd = lkl_sys_openat(dirfd, name.c_str(), how, 0);
       if (e->fd < 0) return Fail(failure, "open", e->path, e->fd);
@@ -330,8 +329,8 @@ class TarOut {
     return 0;
   }
 
-  // A directory's entries with their lstat, in the order of their names' bytes.
-  long List(long fd, std::vector<Child> *kids, const std::string &path, Failure *failure) {
+  // A directory's entries' names, in the order of their bytes.
+  long List(long fd, std::vector<std::string> *kids, const std::string &path, Failure *failure) {
     std::vector<char> buf(64 * 1024);
     for (;;) {
       long n = lkl_sys_getdents64(fd, reinterpret_cast<struct lkl_linux_dirent64 *>(buf.data()), buf.size());
@@ -341,14 +340,10 @@ class TarOut {
         auto *de = reinterpret_cast<struct lkl_linux_dirent64 *>(buf.data() + at);
         at += de->d_reclen;
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        kids->push_back(Child{de->d_name, {}});
+        kids->emplace_back(de->d_name);
       }
     }
-    for (auto &c : *kids) {
-      long ret = lkl_sys_newfstatat(fd, c.name.c_str(), &c.st, LKL_AT_SYMLINK_NOFOLLOW);
-      if (ret < 0) return Fail(failure, "lstat", path + "/" + c.name, ret);
-    }
-    std::sort(kids->begin(), kids->end(), [](const Child &a, const Child &b) { return a.name < b.name; });
+    std::sort(kids->begin(), kids->end());
     return 0;
   }
 
