@@ -339,7 +339,7 @@ test('readTar: an entry whose headers outgrow the Buffer asks for a larger one, 
       import { writeFileSync } from 'node:fs';
       const { k, m, b } = await mounted();
       await b.copyIn(${JSON.stringify(src)}, m.path('/holes'), 0o644);
-      const tar = b.openTar(m.path('/'), 256 << 10, false);
+      const tar = b.openTar(m.path('/'), 256 << 10, false, m.disk, 0);
       let buf = Buffer.alloc(128 << 10);
       const pieces = [];
       const needs = [];
