@@ -11,10 +11,11 @@
 //       of the tree at path, on disk (its image's filesystem begins start
 //       bytes in; disk -1: none to read files from on the host)
 //   readTar(tar, buffer) -> Promise<{ used, done, need, entries, bytes,
-//       sockets, socket?, changed?, changedSize?, contexts? }>: the next
-//       bytes of the archive into buffer[0, used); done: it is complete;
-//       need: the next entry's headers alone need a Buffer this large;
-//       entries and bytes (of file data) so far; sockets left out so far
+//       direct, sockets, socket?, changed?, changedSize?, contexts? }>: the
+//       next bytes of the archive into buffer[0, used); done: it is
+//       complete; need: the next entry's headers alone need a Buffer this
+//       large; entries and bytes (of file data) so far, direct of those
+//       bytes read from the image on the host; sockets left out so far
 //       and the first one's name; changed: the name of a file that is no
 //       longer the size it had (the archive stops there); contexts (with
 //       withContexts): a "PATH CONTEXT" line for each entry of these bytes
@@ -151,7 +152,7 @@ class Out {
 struct Progress {
   size_t used = 0, need = 0;
   bool done = false;
-  uint64_t entries = 0, bytes = 0, sockets = 0;
+  uint64_t entries = 0, bytes = 0, direct = 0, sockets = 0;
   std::string first_socket, contexts;
   bool changed = false;
   std::string changed_name;
@@ -231,6 +232,7 @@ class TarOut {
     progress->done = ended_;
     progress->entries = entries;
     progress->bytes = bytes;
+    progress->direct = direct_bytes;
     progress->sockets = sockets;
     if (sockets) progress->first_socket = first_socket;
     progress->contexts = std::move(context_lines);
@@ -590,12 +592,17 @@ class TarOut {
   long ReadData(long fd, char *buf, int64_t ask, int64_t want, int64_t off) {
     if (mapped_) {
       long ret = direct_->Read(buf, off, want);
-      if (ret < 0 || checked_) return ret < 0 ? ret : want;
+      if (ret < 0) return ret;
+      if (checked_) {
+        direct_bytes += want;
+        return want;
+      }
       check_.resize(ask);
       long got = ReadAt(fd, check_.data(), ask, want, off);
       DropCache(fd, off, want);
       if (got == want && !memcmp(check_.data(), buf, want)) {
         checked_ = true;
+        direct_bytes += want;
         return want;
       }
       direct_.reset();
@@ -642,7 +649,7 @@ class TarOut {
   std::vector<char> check_;
   CacheTrim trim_;
   // Totals, and what Progress reports of them.
-  uint64_t entries = 0, bytes = 0, sockets = 0;
+  uint64_t entries = 0, bytes = 0, direct_bytes = 0, sockets = 0;
   std::string first_socket;
   std::string context_lines;  // since the last fill
   bool changed = false;
@@ -711,6 +718,7 @@ Napi::Value ReadTar(const Napi::CallbackInfo &info) {
         o.Set("need", Napi::Number::New(env, p.need));
         o.Set("entries", Napi::Number::New(env, p.entries));
         o.Set("bytes", Napi::Number::New(env, p.bytes));
+        o.Set("direct", Napi::Number::New(env, p.direct));
         o.Set("sockets", Napi::Number::New(env, p.sockets));
         if (p.sockets) o.Set("socket", Bytes(env, p.first_socket));
         if (!p.contexts.empty()) o.Set("contexts", Bytes(env, p.contexts));

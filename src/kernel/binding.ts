@@ -55,6 +55,8 @@ export interface TarBatch {
   /** Entries archived so far, and their file data in bytes. */
   entries: number;
   bytes: number;
+  /** Of those bytes, how many were read from the image on the host (native/src/extent_reader.h). */
+  direct: number;
   /** Sockets left out so far (tar cannot hold them), and the first one's name. */
   sockets: number;
   socket?: Buffer;

@@ -4,7 +4,7 @@
  * compiled engine from dist/.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inScratch, repoRoot, sh } from '../kernel/harness.js';
 
@@ -365,6 +365,97 @@ test('readTar: an entry whose headers outgrow the Buffer asks for a larger one, 
     sh('mkdir', [out]);
     sh('tar', ['-xf', archive, '-C', out]);
     expect(sh('cmp', [src, join(out, 'holes')]).status).toBe(0);
+  }));
+
+test('readTar: file data read from the image on the host (ext4, read-only) is what the kernel reads; queued fills come in order', () =>
+  inScratch('binding-tar-direct', (dir) => {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    const dd = (name: string, args: string[]) => sh('dd', ['if=/dev/urandom', `of=${join(src, name)}`, 'status=none', 'conv=notrunc', ...args]);
+    dd('small', ['bs=5000', 'count=1']);
+    // Read whole with its headers: data, a hole, data.
+    dd('holes', ['bs=4096', 'count=2']);
+    dd('holes', ['bs=4096', 'count=2', 'seek=40']);
+    // Read in pieces over several Buffers.
+    dd('big', ['bs=1M', 'count=3']);
+    // Archived as GNU sparse: 8 MiB, data at 1 and 6 MiB.
+    dd('sparse', ['bs=1M', 'count=1', 'seek=1']);
+    dd('sparse', ['bs=1M', 'count=1', 'seek=6']);
+    sh('truncate', ['-s', '8M', join(src, 'sparse')]);
+    writeFileSync(join(src, 'empty'), '');
+    writeFileSync(join(dir, 'hello'), 'hello');
+    const img = join(dir, 'direct.img');
+    sh('truncate', ['-s', '64M', img]);
+    sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, img]);
+    // "unwritten": 39 blocks allocated and never written (they read as
+    // zeros), though the disk holds other bytes there.
+    sh('debugfs', ['-w', '-R', `write ${join(dir, 'hello')} unwritten`, img]);
+    sh('debugfs', ['-w', '-R', 'fallocate /unwritten 1 39', img]);
+    sh('debugfs', ['-w', '-R', 'sif /unwritten size 163840', img]);
+    const extents = sh('debugfs', ['-R', 'ex /unwritten', img]).stdout;
+    const uninit = /^\s*\d+\/\s*\d+\s+\d+\/\s*\d+\s+1 -\s+39\s+(\d+) -\s+\d+\s+39 Uninit$/m.exec(extents);
+    expect(uninit).not.toBeNull();
+    sh('sh', ['-c', `head -c ${39 * 4096} /dev/zero | tr '\\0' '\\377' | dd of=${img} bs=4096 seek=${uninit?.[1]} conv=notrunc status=none`]);
+    sh('e2fsck', ['-fn', img]);
+
+    const r = runScript(
+      dir,
+      `
+      import { createHash } from 'node:crypto';
+      import { writeFileSync } from 'node:fs';
+      const k = await Kernel.boot({ memMiB: 64 });
+      const m = await k.mount(${JSON.stringify(img)}, { fsType: 'ext4', readOnly: true });
+      const b = binding();
+      // The archive with depth fills queued at once, into Buffers that
+      // hold any of these files whole.
+      async function archive(disk, start, depth) {
+        const tar = b.openTar(m.path('/'), 256 << 10, false, disk, start);
+        const queue = [];
+        const fill = () => {
+          const buf = Buffer.alloc(512 << 10);
+          queue.push({ buf, filled: b.readTar(tar, buf) });
+        };
+        for (let i = 0; i < depth; i++) fill();
+        const pieces = [];
+        let last;
+        for (;;) {
+          const { buf, filled } = queue.shift();
+          last = await filled;
+          pieces.push(Buffer.from(buf.subarray(0, last.used)));
+          if (last.done) break;
+          fill();
+        }
+        await Promise.all(queue.map((q) => q.filled));
+        await b.closeTar(tar);
+        const all = Buffer.concat(pieces);
+        return { all, sha: createHash('sha256').update(all).digest('hex'), bytes: last.bytes, direct: last.direct };
+      }
+      const host = await archive(m.disk, 0, 3);
+      writeFileSync(${JSON.stringify(join(dir, 'out.tar'))}, host.all);
+      const kernel = await archive(-1, 0, 1);
+      // A filesystem start that is wrong: the first file's check against
+      // the kernel's read finds it, and the kernel reads everything.
+      const wrong = await archive(m.disk, 4096, 2);
+      for (const a of [host, kernel, wrong]) out({ sha: a.sha, bytes: a.bytes, direct: a.direct });
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    const [host, kernel, wrong] = r.json;
+    // Files read whole count their holes; the sparse one only its data.
+    expect(host.bytes).toBe(5000 + 42 * 4096 + (3 << 20) + (2 << 20) + 163840);
+    expect(host.direct).toBe(host.bytes);
+    expect(kernel).toEqual({ ...host, direct: 0 });
+    expect(wrong).toEqual({ ...host, direct: 0 });
+
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    sh('tar', ['-xf', join(dir, 'out.tar'), '-C', out]);
+    for (const f of ['small', 'holes', 'big', 'sparse', 'empty']) expect(sh('cmp', [join(src, f), join(out, f)]).status).toBe(0);
+    const unwritten = readFileSync(join(out, 'unwritten'));
+    expect(unwritten.length).toBe(163840);
+    expect(unwritten.subarray(0, 5).toString()).toBe('hello');
+    expect(unwritten.subarray(5).every((x) => x === 0)).toBe(true);
   }));
 
 test('TreeCopyIn: steps of a tree bigger than a step and data bigger than the ring; stops where told to decide, resumes as told', () =>
