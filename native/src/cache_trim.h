@@ -3,11 +3,11 @@
 // it has passed. The kernel keeps every inode and dentry it has looked up,
 // and the metadata blocks it read, until its memory runs short; every page
 // of its RAM it has once used stays in the process's RSS, so a walk of
-// 100,000 entries took a 128 MiB kernel's all. Once the kernel uses more
-// than a budget, its clean caches are dropped (vm.drop_caches): the walk
-// is past them, and what it still holds open stays. The kernel then uses
-// the same pages again, and the process's memory stays flat in the number
-// of entries.
+// 100,000 entries took a 128 MiB kernel's all. Once the kernel uses a few
+// MiB more than when the walk started, its clean caches are dropped
+// (vm.drop_caches): the walk is past them, and what it holds open stays.
+// The kernel then uses the same pages again, and the process's memory
+// stays flat in the number of entries.
 #pragma once
 
 namespace lklfs {
