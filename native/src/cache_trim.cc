@@ -20,8 +20,9 @@ constexpr unsigned long kBudget = 8 << 20;
 
 }  // namespace
 
-CacheTrim::~CacheTrim() {
+void CacheTrim::Close() {
   if (control_ >= 0) lkl_sys_close(control_);
+  control_ = -1;
 }
 
 void CacheTrim::Check() {

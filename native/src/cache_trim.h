@@ -14,14 +14,11 @@ namespace lklfs {
 
 class CacheTrim {
  public:
-  CacheTrim() = default;
-  ~CacheTrim();
-  CacheTrim(const CacheTrim &) = delete;
-  CacheTrim &operator=(const CacheTrim &) = delete;
-
   // On a kernel thread, now and then: drops the caches if the kernel uses
   // more than its budget. Best effort: without /proc it does nothing.
   void Check();
+  // On a kernel thread, once done.
+  void Close();
 
  private:
   bool started_ = false;

@@ -197,6 +197,7 @@ class TarOut {
     for (auto &f : stack_)
       if (f.fd >= 0) lkl_sys_close(f.fd);
     stack_.clear();
+    trim_.Close();
     walked_ = ended_ = true;
   }
 
