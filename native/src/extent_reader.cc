@@ -36,7 +36,7 @@ bool ExtentReader::Suits(const char *root) {
 }
 
 long ExtentReader::Map(long fd, int64_t size) {
-  runs_.clear();
+  spans_.clear();
   alignas(struct lkl_fiemap) char req[sizeof(struct lkl_fiemap) + kExtentsPerCall * sizeof(struct lkl_fiemap_extent)];
   auto *map = reinterpret_cast<struct lkl_fiemap *>(req);
   for (int64_t from = 0; from < size;) {
@@ -52,40 +52,45 @@ long ExtentReader::Map(long fd, int64_t size) {
       const struct lkl_fiemap_extent &x = map->fm_extents[i];
       if (x.fe_flags & kNotPlain) return 0;
       int64_t logical = x.fe_logical, len = x.fe_length;
-      if (!runs_.empty() && logical < runs_.back().logical + runs_.back().len) return 0;  // never seen; not ours to guess
-      runs_.push_back({logical, static_cast<int64_t>(x.fe_physical), len, (x.fe_flags & LKL_FIEMAP_EXTENT_UNWRITTEN) != 0});
+      if (!spans_.empty() && logical < spans_.back().logical + spans_.back().len) return 0;  // never seen; not ours to guess
+      spans_.push_back({logical, static_cast<int64_t>(x.fe_physical), len, (x.fe_flags & LKL_FIEMAP_EXTENT_UNWRITTEN) != 0});
       from = (x.fe_flags & LKL_FIEMAP_EXTENT_LAST) ? size : logical + len;
     }
   }
   return 1;
 }
 
-long ExtentReader::Read(char *buf, int64_t off, int64_t len) const {
+void ExtentReader::Plan(char *buf, int64_t off, int64_t len, std::vector<Copy> *copies) const {
   int64_t at = off, end = off + len;
-  // The first run that ends after off.
-  auto run = std::upper_bound(runs_.begin(), runs_.end(), off, [](int64_t o, const Run &r) { return o < r.logical + r.len; });
-  while (at < end) {
-    if (run == runs_.end() || run->logical >= end) {
-      memset(buf + (at - off), 0, end - at);
-      break;
+  // The first span that ends after off.
+  auto span = std::upper_bound(spans_.begin(), spans_.end(), off, [](int64_t o, const Span &r) { return o < r.logical + r.len; });
+  for (; at < end; ++span) {
+    int64_t data = span == spans_.end() ? end : std::min(end, span->logical);
+    if (data > at) {
+      memset(buf + (at - off), 0, data - at);
+      at = data;
     }
-    if (run->logical > at) {
-      memset(buf + (at - off), 0, run->logical - at);
-      at = run->logical;
-    }
-    int64_t stop = std::min(end, run->logical + run->len);
-    if (run->zeros) {
+    if (at == end) break;
+    int64_t stop = std::min(end, span->logical + span->len);
+    if (span->zeros)
       memset(buf + (at - off), 0, stop - at);
-      at = stop;
-    }
-    while (at < stop) {
-      ssize_t n = pread(image_, buf + (at - off), stop - at, start_ + run->physical + (at - run->logical));
+    else
+      copies->push_back({buf + (at - off), start_ + span->physical + (at - span->logical), stop - at});
+    at = stop;
+  }
+}
+
+long ExtentReader::Run(const std::vector<Copy> &copies, size_t *failed) const {
+  for (size_t i = 0; i < copies.size(); i++) {
+    const Copy &c = copies[i];
+    *failed = i;
+    for (int64_t done = 0; done < c.len;) {
+      ssize_t n = pread(image_, c.to + done, c.len - done, c.from + done);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return -errno;
       if (n == 0) return -EIO;  // past the image's end: it is not what the filesystem says
-      at += n;
+      done += n;
     }
-    ++run;
   }
   return 0;
 }

@@ -14,6 +14,7 @@
 // other extent is read by the kernel as before.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -37,19 +38,29 @@ class ExtentReader {
   // it, or -errno.
   long Map(long fd, int64_t size);
 
-  // [off, off + len) of the file last mapped into buf, holes and
-  // allocated but unwritten ranges as zeros: 0 or -errno.
-  long Read(char *buf, int64_t off, int64_t len) const;
+  // A read of the image on the host: len bytes at its offset from, to to.
+  struct Copy {
+    char *to;
+    int64_t from, len;
+  };
+
+  // [off, off + len) of the file last mapped into buf: the holes and the
+  // allocated but unwritten ranges zeroed now, the rest added to copies,
+  // for Run to read (now, or once the caller is done with the kernel).
+  void Plan(char *buf, int64_t off, int64_t len, std::vector<Copy> *copies) const;
+
+  // Reads copies: 0, or -errno with *failed the index of the copy that failed.
+  long Run(const std::vector<Copy> &copies, size_t *failed) const;
 
  private:
-  struct Run {
+  struct Span {
     int64_t logical, physical, len;
     bool zeros;  // allocated, never written: reads as zeros
   };
 
   const int image_;
   const int64_t start_;
-  std::vector<Run> runs_;  // in file order
+  std::vector<Span> spans_;  // in file order
 };
 
 }  // namespace lklfs

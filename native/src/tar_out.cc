@@ -25,7 +25,7 @@
 //   closeTar(tar) -> Promise          closes what the walk holds open
 // Calls may be queued: each readTar fills its Buffer after the one called
 // before it (so the kernel goes on with the next Buffer while JS writes
-// one out). After a failure every later call fails the same way.
+// one out). After the walk fails every later call fails the same way.
 //
 // Names are relative to the walk's start ("" is the start). Files up to
 // smallFile bytes are read whole with one read; larger ones in pieces as
@@ -171,6 +171,8 @@ class TarOut {
 
   // The next bytes of the archive into buf, once the fills of the tickets
   // before this one are done; -errno (with *failure) when the walk fails.
+  // The files' data read from the image on the host is read last, once
+  // the next fill has its turn: the kernel walks on meanwhile.
   long Fill(uint64_t ticket, char *buf, size_t cap, Progress *progress, Failure *failure) {
     {
       std::unique_lock<std::mutex> hold(turn_lock_);
@@ -183,9 +185,23 @@ class TarOut {
     } else if (ret < 0) {
       *failure = failure_;
     }
-    std::lock_guard<std::mutex> hold(turn_lock_);
-    turn_++;
-    turn_changed_.notify_all();
+    std::vector<ExtentReader::Copy> copies = std::move(copies_);
+    std::vector<std::pair<size_t, std::string>> copied = std::move(copied_);
+    copies_.clear();
+    copied_.clear();
+    {
+      std::lock_guard<std::mutex> hold(turn_lock_);
+      turn_++;
+      turn_changed_.notify_all();
+    }
+    size_t at;
+    long err = ret < 0 || copies.empty() ? 0 : direct_->Run(copies, &at);
+    if (err < 0) {
+      // The file whose copy failed: the last one that started at or before it.
+      auto file = std::upper_bound(copied.begin(), copied.end(), at, [](size_t i, const auto &f) { return i < f.first; });
+      *failure = Failure{"read", std::prev(file)->second};
+      return err;
+    }
     return ret;
   }
 
@@ -480,7 +496,7 @@ class TarOut {
       // One byte more than the size: a file that grew shows too.
       long got = MapDirect(e.fd, st.st_size);
       const char *call = got < 0 ? "ioctl" : "read";
-      if (got >= 0) got = ReadData(e.fd, out->here(), e.data + 1, e.data, 0);
+      if (got >= 0) got = ReadData(e.fd, e.path, out->here(), e.data + 1, e.data, 0);
       lkl_sys_close(e.fd);
       if (got < 0) {
         *ret = Fail(failure, call, e.path, got);
@@ -554,7 +570,7 @@ class TarOut {
       int64_t off = p.off + piece_done_;
       int64_t want = std::min<int64_t>(left, out->room() - 1);
       int64_t ask = off + want == file_size_ ? want + 1 : want;
-      long got = ReadData(file_, out->here(), ask, want, off);
+      long got = ReadData(file_, file_path_, out->here(), ask, want, off);
       if (got < 0) return Fail(failure, "read", file_path_, got);
       if (got != want) {
         Changed(file_rel_, file_size_);
@@ -584,20 +600,26 @@ class TarOut {
     return ret < 0 ? ret : 0;
   }
 
-  // want bytes of the file being archived at off into buf, as ReadAt reads
-  // them (ask: one more at the end of the file), from the image on the
-  // host when it is mapped there: bytes read or -errno. The first file
-  // read from the host is read by the kernel too, as a check that the two
-  // agree (the image's layout is as the filesystem says); if they did not,
-  // the kernel would read everything from then on.
-  long ReadData(long fd, char *buf, int64_t ask, int64_t want, int64_t off) {
+  // want bytes of the file being archived (path) at off into buf, as
+  // ReadAt reads them (ask: one more at the end of the file); from the
+  // image on the host when it is mapped there, once this fill has walked
+  // its part (Fill): bytes read or -errno. The first file read from the
+  // host is read now, and by the kernel too, as a check that the two agree
+  // (the image's layout is as the filesystem says); if they did not, the
+  // kernel would read everything from then on.
+  long ReadData(long fd, const std::string &path, char *buf, int64_t ask, int64_t want, int64_t off) {
+    if (mapped_ && checked_) {
+      if (copied_.empty() || copied_.back().second != path) copied_.emplace_back(copies_.size(), path);
+      direct_->Plan(buf, off, want, &copies_);
+      direct_bytes += want;
+      return want;
+    }
     if (mapped_) {
-      long ret = direct_->Read(buf, off, want);
+      std::vector<ExtentReader::Copy> now;
+      size_t at;
+      direct_->Plan(buf, off, want, &now);
+      long ret = direct_->Run(now, &at);
       if (ret < 0) return ret;
-      if (checked_) {
-        direct_bytes += want;
-        return want;
-      }
       check_.resize(ask);
       long got = ReadAt(fd, check_.data(), ask, want, off);
       DropCache(fd, off, want);
@@ -648,6 +670,10 @@ class TarOut {
   std::unique_ptr<ExtentReader> direct_;
   bool mapped_ = false, checked_ = false;
   std::vector<char> check_;
+  // The host reads this fill leaves for its end, and the files they are
+  // of (the index of each one's first copy, its path).
+  std::vector<ExtentReader::Copy> copies_;
+  std::vector<std::pair<size_t, std::string>> copied_;
   CacheTrim trim_;
   // Totals, and what Progress reports of them.
   uint64_t entries = 0, bytes = 0, direct_bytes = 0, sockets = 0;
