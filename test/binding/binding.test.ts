@@ -367,7 +367,7 @@ test('readTar: an entry whose headers outgrow the Buffer asks for a larger one, 
     expect(sh('cmp', [src, join(out, 'holes')]).status).toBe(0);
   }));
 
-test('readTar: file data read from the image on the host (ext4, read-only) is what the kernel reads; queued fills come in order', () =>
+test('readTar: file data read from the image on the host (ext4, read-only) is what the kernel reads, inline files read by the kernel; queued fills come in order', () =>
   inScratch('binding-tar-direct', (dir) => {
     const src = join(dir, 'src');
     mkdirSync(src);
@@ -397,6 +397,14 @@ test('readTar: file data read from the image on the host (ext4, read-only) is wh
     expect(uninit).not.toBeNull();
     sh('sh', ['-c', `head -c ${39 * 4096} /dev/zero | tr '\\0' '\\377' | dd of=${img} bs=4096 seek=${uninit?.[1]} conv=notrunc status=none`]);
     sh('e2fsck', ['-fn', img]);
+    // Files stored in their inode (inline_data) are read by the kernel.
+    const inlineSrc = join(dir, 'inline-src');
+    mkdirSync(inlineSrc);
+    writeFileSync(join(inlineSrc, 'tiny'), 'tiny');
+    sh('dd', ['if=/dev/urandom', `of=${join(inlineSrc, 'big')}`, 'bs=100000', 'count=1', 'status=none']);
+    const inlineImg = join(dir, 'inline.img');
+    sh('truncate', ['-s', '16M', inlineImg]);
+    sh('mkfs.ext4', ['-q', '-F', '-O', 'inline_data', '-d', inlineSrc, inlineImg]);
 
     const r = runScript(
       dir,
@@ -404,7 +412,7 @@ test('readTar: file data read from the image on the host (ext4, read-only) is wh
       import { createHash } from 'node:crypto';
       import { writeFileSync } from 'node:fs';
       const k = await Kernel.boot({ memMiB: 64 });
-      const m = await k.mount(${JSON.stringify(img)}, { fsType: 'ext4', readOnly: true });
+      let m = await k.mount(${JSON.stringify(img)}, { fsType: 'ext4', readOnly: true });
       const b = binding();
       // The archive with depth fills queued at once, into Buffers that
       // hold any of these files whole.
@@ -437,16 +445,20 @@ test('readTar: file data read from the image on the host (ext4, read-only) is wh
       // the kernel's read finds it, and the kernel reads everything.
       const wrong = await archive(m.disk, 4096, 2);
       for (const a of [host, kernel, wrong]) out({ sha: a.sha, bytes: a.bytes, direct: a.direct });
+      m = await k.mount(${JSON.stringify(inlineImg)}, { fsType: 'ext4', readOnly: true });
+      for (const a of [await archive(m.disk, 0, 2), await archive(-1, 0, 2)]) out({ sha: a.sha, bytes: a.bytes, direct: a.direct });
       await k.halt();
     `,
     );
     expect(r.stderr).toBe('');
-    const [host, kernel, wrong] = r.json;
+    const [host, kernel, wrong, inlineHost, inlineKernel] = r.json;
     // Files read whole count their holes; the sparse one only its data.
     expect(host.bytes).toBe(5000 + 42 * 4096 + (3 << 20) + (2 << 20) + 163840);
     expect(host.direct).toBe(host.bytes);
     expect(kernel).toEqual({ ...host, direct: 0 });
     expect(wrong).toEqual({ ...host, direct: 0 });
+    expect(inlineHost).toEqual({ ...inlineKernel, direct: 100000 });
+    expect(inlineKernel.bytes).toBe(100004);
 
     const out = join(dir, 'out');
     mkdirSync(out);
