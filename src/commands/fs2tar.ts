@@ -145,6 +145,7 @@ class JobFile {
     return new JobFile(path, fh, (await fh.stat()).isFile());
   }
 
+  /** In writes of at most 1 MiB (see BATCH in engine/tar-out.ts). */
   async write(chunk: Buffer): Promise<void> {
     try {
       for (let at = 0; at < chunk.length; ) at += (await this.fh.write(chunk, at, Math.min(chunk.length - at, 1 << 20))).bytesWritten;

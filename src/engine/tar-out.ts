@@ -24,7 +24,7 @@ const SMALL_FILE = 256 << 10;
 /**
  * The archive comes in pieces of this size, each handed on as one write
  * (larger writes can cost more: on the development VM a 4 MiB write into
- * the host's page cache took up to 5 times as long as four of 1 MiB).
+ * the host's page cache often took several times as long as four of 1 MiB).
  */
 const BATCH = 1 << 20;
 /** Buffers: one being written, the others queued for the kernel to fill. */
