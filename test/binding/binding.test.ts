@@ -470,6 +470,55 @@ test('readTar: file data read from the image on the host (ext4, read-only) is wh
     expect(unwritten.subarray(5).every((x) => x === 0)).toBe(true);
   }));
 
+test('writeTar of a GPT partition: file data read from the image on the host at the partition\'s offset, the archive the kernel\'s', () =>
+  inScratch('binding-tar-partition', (dir) => {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    sh('dd', ['if=/dev/urandom', `of=${join(src, 'data')}`, 'bs=1M', 'count=2', 'status=none']);
+    writeFileSync(join(src, 'note'), 'a note\n');
+    const fs = join(dir, 'fs.ext4');
+    sh('truncate', ['-s', '16M', fs]);
+    sh('mkfs.ext4', ['-q', '-F', '-d', src, fs]);
+    // Partition 2 of a GPT image holds it, 3 MiB in.
+    const img = join(dir, 'disk.img');
+    sh('truncate', ['-s', '24M', img]);
+    sh('sh', ['-c', `printf 'label: gpt\\nstart=2048, size=4096\\nstart=6144, size=32768\\n' | sfdisk -q ${img}`]);
+    sh('dd', [`if=${fs}`, `of=${img}`, 'bs=512', 'seek=6144', 'conv=notrunc', 'status=none']);
+
+    const r = runScript(
+      dir,
+      `
+      import { createHash } from 'node:crypto';
+      import { writeTar } from '${repoRoot}/dist/src/engine/tar-out.js';
+      const k = await Kernel.boot({ memMiB: 64 });
+      const m = await k.mount(${JSON.stringify(img)}, { fsType: 'ext4', partition: 2, readOnly: true });
+      const b = binding();
+      // The binding's last totals, as writeTar sees them.
+      const readTar = b.readTar.bind(b);
+      let last;
+      b.readTar = (tar, buf) => readTar(tar, buf).then((t) => (last = t));
+      const pieces = [];
+      await writeTar(m, async (chunk) => void pieces.push(Buffer.from(chunk)));
+      const ours = createHash('sha256').update(Buffer.concat(pieces)).digest('hex');
+      out({ bytes: last.bytes, direct: last.direct });
+      // The kernel's own reads of the same tree.
+      const tar = b.openTar(m.path('/'), 256 << 10, false, -1, 0);
+      const all = [];
+      for (;;) {
+        const buf = Buffer.alloc(1 << 20);
+        const t = await readTar(tar, buf);
+        all.push(buf.subarray(0, t.used));
+        if (t.done) break;
+      }
+      await b.closeTar(tar);
+      out(createHash('sha256').update(Buffer.concat(all)).digest('hex') === ours);
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.json).toEqual([{ bytes: (2 << 20) + 7, direct: (2 << 20) + 7 }, true]);
+  }));
+
 test('TreeCopyIn: steps of a tree bigger than a step and data bigger than the ring; stops where told to decide, resumes as told', () =>
   inScratch('binding-tree', (dir) => {
     // 5,000 empty files (more than a step takes), 9 MiB of data (more
