@@ -32,7 +32,7 @@ ExtentReader::~ExtentReader() { close(image_); }
 bool ExtentReader::Suits(const char *root) {
   struct lkl_statfs fs;
   if (lkl_sys_statfs(root, &fs) < 0) return false;
-  return fs.f_type == LKL_EXT4_SUPER_MAGIC && (fs.f_flags & 1 /* ST_RDONLY */);
+  return (fs.f_type == LKL_EXT4_SUPER_MAGIC || fs.f_type == LKL_XFS_SUPER_MAGIC) && (fs.f_flags & 1 /* ST_RDONLY */);
 }
 
 long ExtentReader::Map(long fd, int64_t size) {

@@ -7,11 +7,12 @@
 // fs2tar of a tree of small files).
 //
 // Only where that is the same data: a filesystem whose extents are byte
-// offsets on its one device (ext2/3/4; btrfs's are its own logical
-// addresses), mounted read-only (nothing is waiting in the kernel's cache
-// to be written), and extents that hold the file's bytes as they are
-// (not inline, encoded, encrypted, or of unknown place). A file with any
-// other extent is read by the kernel as before.
+// offsets on its one device (ext2/3/4 and XFS, whose realtime device an
+// image cannot have; btrfs's are its own logical addresses), mounted
+// read-only (nothing is waiting in the kernel's cache to be written), and
+// extents that hold the file's bytes as they are (not inline, encoded,
+// encrypted, or of unknown place). A file with any other extent is read
+// by the kernel as before.
 #pragma once
 
 #include <cstddef>

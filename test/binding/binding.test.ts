@@ -470,6 +470,52 @@ test('readTar: file data read from the image on the host (ext4, read-only) is wh
     expect(unwritten.subarray(5).every((x) => x === 0)).toBe(true);
   }));
 
+test('readTar on XFS (read-only): file data read from the image on the host is what the kernel reads', () =>
+  inScratch('binding-tar-direct-xfs', (dir) => {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    const dd = (name: string, args: string[]) => sh('dd', ['if=/dev/urandom', `of=${join(src, name)}`, 'status=none', 'conv=notrunc', ...args]);
+    dd('small', ['bs=5000', 'count=1']);
+    dd('big', ['bs=1M', 'count=3']);
+    dd('sparse', ['bs=1M', 'count=1', 'seek=1']);
+    sh('truncate', ['-s', '8M', join(src, 'sparse')]);
+    const img = join(dir, 'xfs.img');
+    sh('truncate', ['-s', '320M', img]);
+    sh('mkfs.xfs', ['-q', '-f', img]);
+    const r = runScript(
+      dir,
+      `
+      import { createHash } from 'node:crypto';
+      const k = await Kernel.boot({ memMiB: 64 });
+      const b = binding();
+      let m = await k.mount(${JSON.stringify(img)}, { fsType: 'xfs', readOnly: false });
+      for (const f of ['small', 'big', 'sparse']) await b.copyIn(${JSON.stringify(src)} + '/' + f, m.path('/' + f), 0o644);
+      await k.unmount(m);
+      m = await k.mount(${JSON.stringify(img)}, { fsType: 'xfs', readOnly: true });
+      async function archive(disk) {
+        const tar = b.openTar(m.path('/'), 256 << 10, false, disk, 0);
+        const pieces = [];
+        let last;
+        do {
+          const buf = Buffer.alloc(1 << 20);
+          last = await b.readTar(tar, buf);
+          pieces.push(buf.subarray(0, last.used));
+        } while (!last.done);
+        await b.closeTar(tar);
+        return { sha: createHash('sha256').update(Buffer.concat(pieces)).digest('hex'), bytes: last.bytes, direct: last.direct };
+      }
+      out(await archive(m.disk));
+      out(await archive(-1));
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    const [host, kernel] = r.json;
+    expect(host.bytes).toBe(5000 + (3 << 20) + (1 << 20));
+    expect(host.direct).toBe(host.bytes);
+    expect(kernel).toEqual({ ...host, direct: 0 });
+  }));
+
 test('writeTar of a GPT partition: file data read from the image on the host at the partition\'s offset, the archive the kernel\'s', () =>
   inScratch('binding-tar-partition', (dir) => {
     const src = join(dir, 'src');
