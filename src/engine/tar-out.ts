@@ -27,7 +27,11 @@ const SMALL_FILE = 256 << 10;
  * the host's page cache often took several times as long as four of 1 MiB).
  */
 const BATCH = 1 << 20;
-/** Buffers: one being written, the others queued for the kernel to fill. */
+/**
+ * Buffers: one being written, the others queued for the kernel to fill.
+ * No more than the binding's kernel threads (four, native/src/queue.cc):
+ * each queued fill holds one while it waits for its turn.
+ */
 const BUFFERS = 4;
 
 /** Hands on a piece of the archive; settles once it is written. */
