@@ -12,6 +12,7 @@
 //             entry and peak RSS (1M only with BENCH_1M=1: it takes minutes)
 //
 // Environment: BENCH_RUNS (3), BENCH_ENTRIES (21000, the generated tree),
+// BENCH_LKLFS (another build's bin/run.js to time, for a before and after),
 // BENCH_TREE (an existing directory, only read), BENCH_1M, BENCH_DIR
 // (where the trees and images go; os.tmpdir()), BENCH_STARTUP_RUNS (9).
 import fs from 'node:fs';

@@ -2,8 +2,8 @@
 // fs2tar against GNU tar (npm run bench:fs2tar): the same tree archived
 // from an ext4 image by lklfs and from the host's filesystem by
 // `tar --format=posix --xattrs --acls`, both into a file in the same
-// directory, both with the tree (and the image) in the host's page cache.
-// Prints one JSON object: medians (seconds), the ratio (ours / tar, lower
+// directory, both with the tree (and the image) in the host's page cache,
+// each after a sync. Prints one JSON object: medians (seconds), the ratio (ours / tar, lower
 // is better) and peak RSS (MiB) of each.
 //
 // The tree: a generated rootfs-like one (BENCH_ENTRIES entries, default
@@ -37,8 +37,10 @@ const sh = (cmd, args) => {
 	return r.stdout;
 };
 
-// Wall seconds and peak RSS (MiB) under GNU time.
+// Wall seconds and peak RSS (MiB) under GNU time, after a sync: the
+// archive the job before wrote is not still being flushed during this one.
 function timed(cmd, args) {
+	sh('sync', []);
 	const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
 	const m = /([\d.]+) (\d+)\s*$/.exec(r.stderr);
 	// GNU tar exits 1 when a file changed while read: a real tree (BENCH_TREE) may do that.

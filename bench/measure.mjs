@@ -6,8 +6,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** lklfs as a user runs it: node bin/run.js ARGS. */
-export const lklfs = (...args) => [process.execPath, path.join(root, 'bin', 'run.js'), ...args];
+/** lklfs as a user runs it: node bin/run.js ARGS (BENCH_LKLFS: another build's bin/run.js, to compare). */
+const runJs = process.env.BENCH_LKLFS ? path.resolve(process.env.BENCH_LKLFS) : path.join(root, 'bin', 'run.js');
+export const lklfs = (...args) => [process.execPath, runJs, ...args];
 
 export const log = (m) => process.stderr.write(`bench: ${m}\n`);
 

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "args.h"
+#include "disks.h"
 #include "exports.h"
 #include "queue.h"
 
@@ -230,6 +231,14 @@ Napi::Value Halt(const Napi::CallbackInfo &info) {
 }
 
 }  // namespace
+
+int DupDiskImage(long id) {
+  std::lock_guard<std::mutex> hold(disks_lock);
+  auto d = disks.find(id);
+  if (d == disks.end()) return -LKL_ENOENT;
+  int fd = fcntl(d->second.fd, F_DUPFD_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
 
 void KernelShutdown() {
   if (!lkl_is_running()) return;

@@ -7,12 +7,15 @@
 // writes the Buffers out (src/engine/tar-out.ts says what the archive
 // holds).
 //
-//   openTar(path, smallFile, withContexts) -> tar   the archive of the tree at path
+//   openTar(path, smallFile, withContexts, disk, start) -> tar   the archive
+//       of the tree at path, on disk (its image's filesystem begins start
+//       bytes in; disk -1: none to read files from on the host)
 //   readTar(tar, buffer) -> Promise<{ used, done, need, entries, bytes,
-//       sockets, socket?, changed?, changedSize?, contexts? }>: the next
-//       bytes of the archive into buffer[0, used); done: it is complete;
-//       need: the next entry's headers alone need a Buffer this large;
-//       entries and bytes (of file data) so far; sockets left out so far
+//       direct, sockets, socket?, changed?, changedSize?, contexts? }>: the
+//       next bytes of the archive into buffer[0, used); done: it is
+//       complete; need: the next entry's headers alone need a Buffer this
+//       large; entries and bytes (of file data) so far, direct of those
+//       bytes read from the image on the host; sockets left out so far
 //       and the first one's name; changed: the name of a file that is no
 //       longer the size it had (the archive stops there); contexts (with
 //       withContexts): a "PATH CONTEXT" line for each entry of these bytes
@@ -20,26 +23,34 @@
 //       from the archive's root ("/etc/passwd", the root "/"), as LKL's
 //       fs2tar -s lists them.
 //   closeTar(tar) -> Promise          closes what the walk holds open
-// One call at a time per archive: each readTar waits for the one before.
+// Calls may be queued: each readTar fills its Buffer after the one called
+// before it (so the kernel goes on with the next Buffer while JS writes
+// one out). After the walk fails every later call fails the same way.
 //
 // Names are relative to the walk's start ("" is the start). Files up to
 // smallFile bytes are read whole with one read; larger ones in pieces as
 // Buffers fill, their holes left out (SEEK_DATA/SEEK_HOLE) when they have
-// some, in GNU tar's sparse format 1.0. What is read leaves the kernel's
-// page cache (DropCache).
+// some, in GNU tar's sparse format 1.0. A file's data is read from the
+// image on the host where the filesystem allows it (extent_reader.h),
+// else by the kernel, and then leaves the kernel's page cache (DropCache).
 #include "kernel_api.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "args.h"
+#include "cache_trim.h"
 #include "copy.h"
+#include "disks.h"
 #include "exports.h"
+#include "extent_reader.h"
 #include "queue.h"
 #include "tar_format.h"
 #include "xattrs.h"
@@ -63,17 +74,12 @@ struct Extent {
   int64_t off, len;
 };
 
-struct Child {
-  std::string name;
-  struct lkl_stat st;
-};
-
 // A directory being walked.
 struct Dir {
   std::string path;  // the kernel's path of the directory
   std::string rel;   // its name in the archive, without the "/"
   long fd;           // -1 when closed (kOpenDirs)
-  std::vector<Child> kids;
+  std::vector<std::string> kids;
   size_t next = 0;
 };
 
@@ -88,7 +94,7 @@ struct Entry {
   std::vector<Extent> extents;  // where a sparse file has data
   int64_t data = 0;             // bytes of file data to archive
   long fd = -1;                 // a file to read, a directory to list
-  std::vector<Child> kids;      // a directory's entries
+  std::vector<std::string> kids;  // a directory's entries' names
 };
 
 long ListXattrs(long fd, const std::string &path, Xattrs *out) {
@@ -141,19 +147,78 @@ class Out {
   size_t at_ = 0;
 };
 
+// What one fill made, and the totals after it (taken as it ends: the next
+// fill may already be running when JS reads them).
 struct Progress {
   size_t used = 0, need = 0;
   bool done = false;
+  uint64_t entries = 0, bytes = 0, direct = 0, sockets = 0;
+  std::string first_socket, contexts;
+  bool changed = false;
+  std::string changed_name;
+  int64_t changed_size = 0;
 };
 
 class TarOut {
  public:
   // Whatever the walk holds open is closed by Close() (closeTar), on a
   // kernel thread; never by the destructor, which may run on the JS thread.
-  TarOut(std::string root, int64_t small, bool contexts) : root_(std::move(root)), small_(small), contexts_(contexts) {}
+  TarOut(std::string root, int64_t small, bool contexts, std::unique_ptr<ExtentReader> direct)
+      : root_(std::move(root)), small_(small), contexts_(contexts), direct_(std::move(direct)) {}
 
-  // The next bytes of the archive into buf; -errno (with *failure) when the walk fails.
-  long Fill(char *buf, size_t cap, Progress *progress, Failure *failure) {
+  // A place in the order of fills (on the JS thread, as readTar is called).
+  uint64_t Ticket() { return tickets_++; }
+
+  // The next bytes of the archive into buf, once the fills of the tickets
+  // before this one are done; -errno (with *failure) when the walk fails.
+  // The files' data read from the image on the host is read last, once
+  // the next fill has its turn: the kernel walks on meanwhile.
+  long Fill(uint64_t ticket, char *buf, size_t cap, Progress *progress, Failure *failure) {
+    {
+      std::unique_lock<std::mutex> hold(turn_lock_);
+      turn_changed_.wait(hold, [&] { return turn_ == ticket; });
+    }
+    long ret = failed_ ? failed_ : FillNext(buf, cap, progress, failure);
+    if (ret < 0 && !failed_) {
+      failed_ = ret;
+      failure_ = *failure;
+    } else if (ret < 0) {
+      *failure = failure_;
+    }
+    std::vector<ExtentReader::Copy> copies = std::move(copies_);
+    std::vector<std::pair<size_t, std::string>> copied = std::move(copied_);
+    copies_.clear();
+    copied_.clear();
+    {
+      std::lock_guard<std::mutex> hold(turn_lock_);
+      turn_++;
+      turn_changed_.notify_all();
+    }
+    size_t at;
+    long err = ret < 0 || copies.empty() ? 0 : direct_->Run(copies, &at);
+    if (err < 0) {
+      // The file whose copy failed: the last one that started at or before it.
+      auto file = std::upper_bound(copied.begin(), copied.end(), at, [](size_t i, const auto &f) { return i < f.first; });
+      *failure = Failure{"read", std::prev(file)->second};
+      return err;
+    }
+    return ret;
+  }
+
+  void Close() {
+    if (next_ && next_->fd >= 0) lkl_sys_close(next_->fd);
+    next_.reset();
+    if (reading_) lkl_sys_close(file_);
+    reading_ = false;
+    for (auto &f : stack_)
+      if (f.fd >= 0) lkl_sys_close(f.fd);
+    stack_.clear();
+    trim_.Close();
+    walked_ = ended_ = true;
+  }
+
+ private:
+  long FillNext(char *buf, size_t cap, Progress *progress, Failure *failure) {
     Out out(buf, cap);
     long ret = 0;
     while (ret >= 0 && !ended_) {
@@ -179,30 +244,24 @@ class TarOut {
       }
       if (!Frame(&out, progress, failure, &ret)) break;
     }
+    trim_.Check();
     progress->used = out.used();
     progress->done = ended_;
+    progress->entries = entries;
+    progress->bytes = bytes;
+    progress->direct = direct_bytes;
+    progress->sockets = sockets;
+    if (sockets) progress->first_socket = first_socket;
+    progress->contexts = std::move(context_lines);
+    context_lines.clear();
+    if (changed) {
+      progress->changed = true;
+      progress->changed_name = changed_name;
+      progress->changed_size = changed_size;
+    }
     return ret;
   }
 
-  void Close() {
-    if (next_ && next_->fd >= 0) lkl_sys_close(next_->fd);
-    next_.reset();
-    if (reading_) lkl_sys_close(file_);
-    reading_ = false;
-    for (auto &f : stack_)
-      if (f.fd >= 0) lkl_sys_close(f.fd);
-    stack_.clear();
-    walked_ = ended_ = true;
-  }
-
-  uint64_t entries = 0, bytes = 0, sockets = 0;
-  std::string first_socket;
-  std::string context_lines;  // since the last readTar
-  bool changed = false;
-  std::string changed_name;
-  int64_t changed_size = 0;
-
- private:
   // Gathers the next entry into next_, or sets walked_.
   long Next(Failure *failure) {
     auto e = std::make_unique<Entry>();
@@ -210,6 +269,7 @@ class TarOut {
     std::string name;
     if (!started_) {
       started_ = true;
+      if (direct_ && !ExtentReader::Suits(root_.c_str())) direct_.reset();
       e->path = name = root_;
       long ret = lkl_sys_newfstatat(LKL_AT_FDCWD, root_.c_str(), &e->st, LKL_AT_SYMLINK_NOFOLLOW);
       if (ret < 0) return Fail(failure, "lstat", root_, ret);
@@ -227,12 +287,14 @@ class TarOut {
         f.fd = lkl_sys_openat(LKL_AT_FDCWD, f.path.c_str(), LKL_O_RDONLY | LKL_O_DIRECTORY | LKL_O_CLOEXEC, 0);
         if (f.fd < 0) return Fail(failure, "open", f.path, f.fd);
       }
-      Child &c = f.kids[f.next++];
-      name = c.name;
-      e->rel = f.rel.empty() ? c.name : f.rel + "/" + c.name;
-      e->path = f.path + "/" + c.name;
-      e->st = c.st;
+      name = std::move(f.kids[f.next++]);
+      e->rel = f.rel.empty() ? name : f.rel + "/" + name;
+      e->path = f.path + "/" + name;
       dirfd = f.fd;
+      // Looked up only now: the kernel's caches hold no more of a large
+      // directory than the walk is at (cache_trim.h).
+      long ret = lkl_sys_newfstatat(dirfd, name.c_str(), &e->st, LKL_AT_SYMLINK_NOFOLLOW);
+      if (ret < 0) return Fail(failure, "lstat", e->path, ret);
     }
     long ret = Describe(e.get(), dirfd, name, failure);
     if (ret < 0) {
@@ -260,7 +322,9 @@ class TarOut {
       }
     }
     long ret = 0;
-    if (file || dir) {
+    // An empty file has nothing to read (the image is mounted read-only:
+    // it cannot grow): its attributes are listed by name.
+    if ((file && st.st_size > 0) || dir) {
       long how = LKL_O_RDONLY | LKL_O_NOFOLLOW | LKL_O_CLOEXEC | (dir ? LKL_O_DIRECTORY : 0);
       e->fd = lkl_sys_openat(dirfd, name.c_str(), how, 0);
       if (e->fd < 0) return Fail(failure, "open", e->path, e->fd);
@@ -284,8 +348,8 @@ class TarOut {
     return 0;
   }
 
-  // A directory's entries with their lstat, in the order of their names' bytes.
-  long List(long fd, std::vector<Child> *kids, const std::string &path, Failure *failure) {
+  // A directory's entries' names, in the order of their bytes.
+  long List(long fd, std::vector<std::string> *kids, const std::string &path, Failure *failure) {
     std::vector<char> buf(64 * 1024);
     for (;;) {
       long n = lkl_sys_getdents64(fd, reinterpret_cast<struct lkl_linux_dirent64 *>(buf.data()), buf.size());
@@ -295,14 +359,10 @@ class TarOut {
         auto *de = reinterpret_cast<struct lkl_linux_dirent64 *>(buf.data() + at);
         at += de->d_reclen;
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        kids->push_back(Child{de->d_name, {}});
+        kids->emplace_back(de->d_name);
       }
     }
-    for (auto &c : *kids) {
-      long ret = lkl_sys_newfstatat(fd, c.name.c_str(), &c.st, LKL_AT_SYMLINK_NOFOLLOW);
-      if (ret < 0) return Fail(failure, "lstat", path + "/" + c.name, ret);
-    }
-    std::sort(kids->begin(), kids->end(), [](const Child &a, const Child &b) { return a.name < b.name; });
+    std::sort(kids->begin(), kids->end());
     return 0;
   }
 
@@ -434,11 +494,12 @@ class TarOut {
     if (e.fd < 0) return true;
     if (whole) {
       // One byte more than the size: a file that grew shows too.
-      long got = ReadAt(e.fd, out->here(), e.data + 1, e.data, 0);
-      DropCache(e.fd, 0, 0);
+      long got = MapDirect(e.fd, st.st_size);
+      const char *call = got < 0 ? "ioctl" : "read";
+      if (got >= 0) got = ReadData(e.fd, e.path, out->here(), e.data + 1, e.data, 0);
       lkl_sys_close(e.fd);
       if (got < 0) {
-        *ret = Fail(failure, "read", e.path, got);
+        *ret = Fail(failure, call, e.path, got);
         return false;
       }
       if (got != e.data) return Changed(e.rel, st.st_size);
@@ -450,6 +511,12 @@ class TarOut {
     if (e.data == 0) {
       lkl_sys_close(e.fd);
       return true;
+    }
+    long mapped = MapDirect(e.fd, st.st_size);
+    if (mapped < 0) {
+      lkl_sys_close(e.fd);
+      *ret = Fail(failure, "ioctl", e.path, mapped);
+      return false;
     }
     file_ = e.fd;
     file_path_ = e.path;
@@ -503,8 +570,7 @@ class TarOut {
       int64_t off = p.off + piece_done_;
       int64_t want = std::min<int64_t>(left, out->room() - 1);
       int64_t ask = off + want == file_size_ ? want + 1 : want;
-      long got = ReadAt(file_, out->here(), ask, want, off);
-      DropCache(file_, off, want);
+      long got = ReadData(file_, file_path_, out->here(), ask, want, off);
       if (got < 0) return Fail(failure, "read", file_path_, got);
       if (got != want) {
         Changed(file_rel_, file_size_);
@@ -522,6 +588,54 @@ class TarOut {
     reading_ = false;
     pad_ = pad_after_;
     return 0;
+  }
+
+  // Whether the file open as fd, of size bytes, is read from the image on
+  // the host (direct_, mapped_): 0, or -errno.
+  long MapDirect(long fd, int64_t size) {
+    mapped_ = false;
+    if (!direct_ || size == 0) return 0;
+    long ret = direct_->Map(fd, size);
+    mapped_ = ret == 1;
+    return ret < 0 ? ret : 0;
+  }
+
+  // want bytes of the file being archived (path) at off into buf, as
+  // ReadAt reads them (ask: one more at the end of the file); from the
+  // image on the host when it is mapped there, once this fill has walked
+  // its part (Fill): bytes read or -errno. The first file read from the
+  // host is read now, and by the kernel too, as a check that the two agree
+  // (the image's layout is as the filesystem says); if they did not, the
+  // kernel would read everything from then on.
+  long ReadData(long fd, const std::string &path, char *buf, int64_t ask, int64_t want, int64_t off) {
+    if (mapped_ && checked_) {
+      if (copied_.empty() || copied_.back().second != path) copied_.emplace_back(copies_.size(), path);
+      direct_->Plan(buf, off, want, &copies_);
+      direct_bytes += want;
+      return want;
+    }
+    if (mapped_) {
+      std::vector<ExtentReader::Copy> now;
+      size_t at;
+      direct_->Plan(buf, off, want, &now);
+      long ret = direct_->Run(now, &at);
+      if (ret < 0) return ret;
+      check_.resize(ask);
+      long got = ReadAt(fd, check_.data(), ask, want, off);
+      DropCache(fd, off, want);
+      if (got == want && !memcmp(check_.data(), buf, want)) {
+        checked_ = true;
+        direct_bytes += want;
+        return want;
+      }
+      direct_.reset();
+      mapped_ = false;
+      if (got > 0) memcpy(buf, check_.data(), got);
+      return got;
+    }
+    long got = ReadAt(fd, buf, ask, want, off);
+    DropCache(fd, off, want);
+    return got;
   }
 
   // The archive stops: a file is no longer the size it had.
@@ -543,6 +657,31 @@ class TarOut {
   const std::string root_;
   const int64_t small_;
   const bool contexts_;
+  // The order of fills: tickets_ handed out (JS thread), turn_ the one
+  // whose fill may run; a failure, kept for the fills after it.
+  uint64_t tickets_ = 0, turn_ = 0;
+  std::mutex turn_lock_;
+  std::condition_variable turn_changed_;
+  long failed_ = 0;
+  Failure failure_;
+  // Reads files from the image on the host; none where that is not the
+  // same data. mapped_: the file being read is read there; checked_: a
+  // file read there was found the same as the kernel reads it.
+  std::unique_ptr<ExtentReader> direct_;
+  bool mapped_ = false, checked_ = false;
+  std::vector<char> check_;
+  // The host reads this fill leaves for its end, and the files they are
+  // of (the index of each one's first copy, its path).
+  std::vector<ExtentReader::Copy> copies_;
+  std::vector<std::pair<size_t, std::string>> copied_;
+  CacheTrim trim_;
+  // Totals, and what Progress reports of them.
+  uint64_t entries = 0, bytes = 0, direct_bytes = 0, sockets = 0;
+  std::string first_socket;
+  std::string context_lines;  // since the last fill
+  bool changed = false;
+  std::string changed_name;
+  int64_t changed_size = 0;
   bool started_ = false, walked_ = false, ended_ = false;
   std::vector<Dir> stack_;
   std::unique_ptr<Entry> next_;
@@ -576,7 +715,11 @@ Napi::Value OpenTar(const Napi::CallbackInfo &info) {
   std::string path = PathArg(info, 0);
   int64_t small = IntArg(info, 1);
   bool contexts = BoolArg(info, 2);
-  archives.emplace(++last_handle, std::make_shared<TarOut>(path, small, contexts));
+  int64_t disk = IntArg(info, 3), start = IntArg(info, 4);
+  std::unique_ptr<ExtentReader> direct;
+  int image = disk < 0 ? -1 : DupDiskImage(disk);
+  if (image >= 0) direct = std::make_unique<ExtentReader>(image, start);
+  archives.emplace(++last_handle, std::make_shared<TarOut>(path, small, contexts, std::move(direct)));
   return Napi::Number::New(info.Env(), last_handle);
 }
 
@@ -591,24 +734,24 @@ Napi::Value ReadTar(const Napi::CallbackInfo &info) {
   size_t cap = buffer.Length();
   auto progress = std::make_shared<Progress>();
   auto failure = std::make_shared<Failure>();
+  uint64_t ticket = tar->Ticket();
   return Submit(
-      info.Env(), "read", "", [=] { return tar->Fill(data, cap, progress.get(), failure.get()); },
-      [tar, progress](Napi::Env env, long) {
+      info.Env(), "read", "", [=] { return tar->Fill(ticket, data, cap, progress.get(), failure.get()); },
+      [progress](Napi::Env env, long) {
+        const Progress &p = *progress;
         Napi::Object o = Napi::Object::New(env);
-        o.Set("used", Napi::Number::New(env, progress->used));
-        o.Set("done", Napi::Boolean::New(env, progress->done));
-        o.Set("need", Napi::Number::New(env, progress->need));
-        o.Set("entries", Napi::Number::New(env, tar->entries));
-        o.Set("bytes", Napi::Number::New(env, tar->bytes));
-        o.Set("sockets", Napi::Number::New(env, tar->sockets));
-        if (tar->sockets) o.Set("socket", Bytes(env, tar->first_socket));
-        if (!tar->context_lines.empty()) {
-          o.Set("contexts", Bytes(env, tar->context_lines));
-          tar->context_lines.clear();
-        }
-        if (tar->changed) {
-          o.Set("changed", Bytes(env, tar->changed_name));
-          o.Set("changedSize", Napi::Number::New(env, tar->changed_size));
+        o.Set("used", Napi::Number::New(env, p.used));
+        o.Set("done", Napi::Boolean::New(env, p.done));
+        o.Set("need", Napi::Number::New(env, p.need));
+        o.Set("entries", Napi::Number::New(env, p.entries));
+        o.Set("bytes", Napi::Number::New(env, p.bytes));
+        o.Set("direct", Napi::Number::New(env, p.direct));
+        o.Set("sockets", Napi::Number::New(env, p.sockets));
+        if (p.sockets) o.Set("socket", Bytes(env, p.first_socket));
+        if (!p.contexts.empty()) o.Set("contexts", Bytes(env, p.contexts));
+        if (p.changed) {
+          o.Set("changed", Bytes(env, p.changed_name));
+          o.Set("changedSize", Napi::Number::New(env, p.changed_size));
         }
         return o;
       },

@@ -10,17 +10,29 @@
  *
  * The binding makes the archive (native/src/tar_out.cc, the bytes in
  * tar_format.cc): it walks the tree and frames every entry on a kernel
- * thread, straight into a Buffer with the files' data, a few MiB per trip.
- * Here the Buffers are written out, one while the kernel fills the next.
+ * thread, straight into a Buffer with the files' data, a MiB per trip.
+ * Here the Buffers are written out; the kernel always has the next ones
+ * queued, so that it never waits for JS to hand it one.
  */
 import { LklfsError } from '../errors.js';
 import type { TarBatch } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
+import { partitionOffset } from './probe.js';
 
 /** Files up to this size are read whole, with their entry's headers. */
 const SMALL_FILE = 256 << 10;
-/** The archive comes in pieces of this size, each handed on as one write. */
-const BATCH = 4 << 20;
+/**
+ * The archive comes in pieces of this size, each handed on as one write
+ * (larger writes can cost more: on the development VM a 4 MiB write into
+ * the host's page cache often took several times as long as four of 1 MiB).
+ */
+const BATCH = 1 << 20;
+/**
+ * Buffers: one being written, the others queued for the kernel to fill.
+ * No more than the binding's kernel threads (four, native/src/queue.cc):
+ * each queued fill holds one while it waits for its turn.
+ */
+const BUFFERS = 4;
 
 /** Hands on a piece of the archive; settles once it is written. */
 export type WriteArchive = (chunk: Buffer) => Promise<void>;
@@ -54,34 +66,33 @@ export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptio
   const root = opts.root ?? Buffer.from('/');
   /** An archived name's path in the image, for messages. */
   const show = (name: Buffer) => Buffer.concat([root.length === 1 ? Buffer.alloc(0) : root, Buffer.from('/'), name]).toString();
-  const tar = k.openTar(mount.path(root), SMALL_FILE, opts.contexts !== undefined);
-  // Two Buffers: the kernel fills one while the other is written.
-  const bufs = [Buffer.allocUnsafeSlow(BATCH), Buffer.allocUnsafeSlow(BATCH)];
+  // Files are read from the image on the host where the filesystem allows it (native/src/extent_reader.h).
+  const start = mount.partition ? await partitionOffset(mount.image, mount.partition) : 0;
+  const tar = k.openTar(mount.path(root), SMALL_FILE, opts.contexts !== undefined, start === undefined ? -1 : mount.disk, start ?? 0);
+  // The binding fills queued Buffers in the order they were queued.
+  const queue: { buf: Buffer; filled: Promise<TarBatch> }[] = [];
   const fill = (buf: Buffer) => {
-    const p = k.readTar(tar, buf);
-    // Awaited once the write before it is done; a failure meanwhile (^C
-    // cancels it) is no unhandled rejection.
-    p.catch(() => undefined);
-    return p;
+    const filled = k.readTar(tar, buf);
+    // Awaited in its turn; a failure meanwhile (^C cancels it) is no
+    // unhandled rejection.
+    filled.catch(() => undefined);
+    queue.push({ buf, filled });
   };
-  let cur = 0;
-  let pending: Promise<TarBatch> | undefined = fill(bufs[0] as Buffer);
+  for (let i = 0; i < BUFFERS; i++) fill(Buffer.allocUnsafeSlow(BATCH));
   let last: TarBatch;
   try {
     for (;;) {
-      const r: TarBatch = await (pending as Promise<TarBatch>);
-      pending = undefined;
+      const { buf, filled } = queue.shift() as (typeof queue)[number];
+      const r = await filled;
       if (r.need) {
-        // An entry whose headers outgrow a Buffer (large xattrs, a long sparse map).
-        bufs[cur] = Buffer.allocUnsafeSlow(r.need);
-        pending = fill(bufs[cur] as Buffer);
+        // An entry whose headers outgrow a Buffer (large xattrs, a long
+        // sparse map): the Buffers queued after this one come back empty
+        // too, and each is queued again this large.
+        fill(Buffer.allocUnsafeSlow(r.need));
         continue;
       }
       if (r.changed)
         throw new LklfsError(`${mount.image}:${show(r.changed)}: changed size while being read (was ${r.changedSize} bytes)`);
-      const buf = bufs[cur] as Buffer;
-      cur ^= 1;
-      if (!r.done) pending = fill(bufs[cur] as Buffer);
       await write(buf.subarray(0, r.used));
       if (r.contexts) await opts.contexts?.(r.contexts);
       opts.progress?.(r.entries, r.bytes);
@@ -90,10 +101,11 @@ export async function writeTar(mount: Mount, write: WriteArchive, opts: TarOptio
         break;
       }
       if (opts.signal?.aborted) throw opts.signal.reason;
+      fill(buf);
     }
   } finally {
-    // A piece still being made must end before the walk's files are closed.
-    await pending?.catch(() => undefined);
+    // The pieces still being made must end before the walk's files are closed.
+    await Promise.all(queue.map((q) => q.filled.catch(() => undefined)));
     await k.closeTar(tar);
   }
   const warnings = last.sockets

@@ -54,6 +54,8 @@ export interface TarBatch {
   /** Entries archived so far, and their file data in bytes. */
   entries: number;
   bytes: number;
+  /** Of those bytes, how many were read from the image on the host (native/src/extent_reader.h). */
+  direct: number;
   /** Sockets left out so far (tar cannot hold them), and the first one's name. */
   sockets: number;
   socket?: Buffer;
@@ -308,11 +310,14 @@ export interface Binding {
   /**
    * The tree at path as a POSIX tar archive, made by the binding
    * (native/src/tar_out.cc): openTar starts it (files up to smallFile
-   * bytes are read whole; withContexts: SELinux labels listed too), each
-   * readTar fills the Buffer with its next bytes, closeTar ends it
-   * (always: it closes what the walk holds open). One readTar at a time.
+   * bytes are read whole; withContexts: SELinux labels listed too; files
+   * are read from the image on the host where the filesystem allows it:
+   * disk is the mount's disk, -1 for none, and start where its filesystem
+   * begins in the image, in bytes), each readTar fills the Buffer with its
+   * next bytes, closeTar ends it (always: it closes what the walk holds
+   * open). One readTar at a time.
    */
-  openTar(path: KPath, smallFile: number, withContexts: boolean): number;
+  openTar(path: KPath, smallFile: number, withContexts: boolean, disk: number, start: number): number;
   readTar(tar: number, into: Buffer): Promise<TarBatch>;
   closeTar(tar: number): Promise<number>;
 

@@ -360,7 +360,7 @@ test('readTar: an entry whose headers outgrow the Buffer asks for a larger one, 
       import { writeFileSync } from 'node:fs';
       const { k, m, b } = await mounted();
       await b.copyIn(${JSON.stringify(src)}, m.path('/holes'), 0o644);
-      const tar = b.openTar(m.path('/'), 256 << 10, false);
+      const tar = b.openTar(m.path('/'), 256 << 10, false, m.disk, 0);
       let buf = Buffer.alloc(128 << 10);
       const pieces = [];
       const needs = [];
@@ -386,6 +386,204 @@ test('readTar: an entry whose headers outgrow the Buffer asks for a larger one, 
     sh('mkdir', [out]);
     sh('tar', ['-xf', archive, '-C', out]);
     expect(sh('cmp', [src, join(out, 'holes')]).status).toBe(0);
+  }));
+
+test('readTar: file data read from the image on the host (ext4, read-only) is what the kernel reads, inline files read by the kernel; queued fills come in order', () =>
+  inScratch('binding-tar-direct', (dir) => {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    const dd = (name: string, args: string[]) => sh('dd', ['if=/dev/urandom', `of=${join(src, name)}`, 'status=none', 'conv=notrunc', ...args]);
+    dd('small', ['bs=5000', 'count=1']);
+    // Read whole with its headers: data, a hole, data.
+    dd('holes', ['bs=4096', 'count=2']);
+    dd('holes', ['bs=4096', 'count=2', 'seek=40']);
+    // Read in pieces over several Buffers.
+    dd('big', ['bs=1M', 'count=3']);
+    // Archived as GNU sparse: 8 MiB, data at 1 and 6 MiB.
+    dd('sparse', ['bs=1M', 'count=1', 'seek=1']);
+    dd('sparse', ['bs=1M', 'count=1', 'seek=6']);
+    sh('truncate', ['-s', '8M', join(src, 'sparse')]);
+    writeFileSync(join(src, 'empty'), '');
+    writeFileSync(join(dir, 'hello'), 'hello');
+    const img = join(dir, 'direct.img');
+    sh('truncate', ['-s', '64M', img]);
+    sh('mkfs.ext4', ['-q', '-F', '-b', '4096', '-d', src, img]);
+    // "unwritten": 39 blocks allocated and never written (they read as
+    // zeros), though the disk holds other bytes there.
+    sh('debugfs', ['-w', '-R', `write ${join(dir, 'hello')} unwritten`, img]);
+    sh('debugfs', ['-w', '-R', 'fallocate /unwritten 1 39', img]);
+    sh('debugfs', ['-w', '-R', 'sif /unwritten size 163840', img]);
+    const extents = sh('debugfs', ['-R', 'ex /unwritten', img]).stdout;
+    const uninit = /^\s*\d+\/\s*\d+\s+\d+\/\s*\d+\s+1 -\s+39\s+(\d+) -\s+\d+\s+39 Uninit$/m.exec(extents);
+    expect(uninit).not.toBeNull();
+    sh('sh', ['-c', `head -c ${39 * 4096} /dev/zero | tr '\\0' '\\377' | dd of=${img} bs=4096 seek=${uninit?.[1]} conv=notrunc status=none`]);
+    sh('e2fsck', ['-fn', img]);
+    // Files stored in their inode (inline_data) are read by the kernel.
+    const inlineSrc = join(dir, 'inline-src');
+    mkdirSync(inlineSrc);
+    writeFileSync(join(inlineSrc, 'tiny'), 'tiny');
+    sh('dd', ['if=/dev/urandom', `of=${join(inlineSrc, 'big')}`, 'bs=100000', 'count=1', 'status=none']);
+    const inlineImg = join(dir, 'inline.img');
+    sh('truncate', ['-s', '16M', inlineImg]);
+    sh('mkfs.ext4', ['-q', '-F', '-O', 'inline_data', '-d', inlineSrc, inlineImg]);
+
+    const r = runScript(
+      dir,
+      `
+      import { createHash } from 'node:crypto';
+      import { writeFileSync } from 'node:fs';
+      const k = await Kernel.boot({ memMiB: 64 });
+      let m = await k.mount(${JSON.stringify(img)}, { fsType: 'ext4', readOnly: true });
+      const b = binding();
+      // The archive with depth fills queued at once, into Buffers that
+      // hold any of these files whole.
+      async function archive(disk, start, depth) {
+        const tar = b.openTar(m.path('/'), 256 << 10, false, disk, start);
+        const queue = [];
+        const fill = () => {
+          const buf = Buffer.alloc(512 << 10);
+          queue.push({ buf, filled: b.readTar(tar, buf) });
+        };
+        for (let i = 0; i < depth; i++) fill();
+        const pieces = [];
+        let last;
+        for (;;) {
+          const { buf, filled } = queue.shift();
+          last = await filled;
+          pieces.push(Buffer.from(buf.subarray(0, last.used)));
+          if (last.done) break;
+          fill();
+        }
+        await Promise.all(queue.map((q) => q.filled));
+        await b.closeTar(tar);
+        const all = Buffer.concat(pieces);
+        return { all, sha: createHash('sha256').update(all).digest('hex'), bytes: last.bytes, direct: last.direct };
+      }
+      const host = await archive(m.disk, 0, 3);
+      writeFileSync(${JSON.stringify(join(dir, 'out.tar'))}, host.all);
+      const kernel = await archive(-1, 0, 1);
+      // A filesystem start that is wrong: the first file's check against
+      // the kernel's read finds it, and the kernel reads everything.
+      const wrong = await archive(m.disk, 4096, 2);
+      for (const a of [host, kernel, wrong]) out({ sha: a.sha, bytes: a.bytes, direct: a.direct });
+      m = await k.mount(${JSON.stringify(inlineImg)}, { fsType: 'ext4', readOnly: true });
+      for (const a of [await archive(m.disk, 0, 2), await archive(-1, 0, 2)]) out({ sha: a.sha, bytes: a.bytes, direct: a.direct });
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    const [host, kernel, wrong, inlineHost, inlineKernel] = r.json;
+    // Files read whole count their holes; the sparse one only its data.
+    expect(host.bytes).toBe(5000 + 42 * 4096 + (3 << 20) + (2 << 20) + 163840);
+    expect(host.direct).toBe(host.bytes);
+    expect(kernel).toEqual({ ...host, direct: 0 });
+    expect(wrong).toEqual({ ...host, direct: 0 });
+    expect(inlineHost).toEqual({ ...inlineKernel, direct: 100000 });
+    expect(inlineKernel.bytes).toBe(100004);
+
+    const out = join(dir, 'out');
+    mkdirSync(out);
+    sh('tar', ['-xf', join(dir, 'out.tar'), '-C', out]);
+    for (const f of ['small', 'holes', 'big', 'sparse', 'empty']) expect(sh('cmp', [join(src, f), join(out, f)]).status).toBe(0);
+    const unwritten = readFileSync(join(out, 'unwritten'));
+    expect(unwritten.length).toBe(163840);
+    expect(unwritten.subarray(0, 5).toString()).toBe('hello');
+    expect(unwritten.subarray(5).every((x) => x === 0)).toBe(true);
+  }));
+
+test('readTar on XFS (read-only): file data read from the image on the host is what the kernel reads', () =>
+  inScratch('binding-tar-direct-xfs', (dir) => {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    const dd = (name: string, args: string[]) => sh('dd', ['if=/dev/urandom', `of=${join(src, name)}`, 'status=none', 'conv=notrunc', ...args]);
+    dd('small', ['bs=5000', 'count=1']);
+    dd('big', ['bs=1M', 'count=3']);
+    dd('sparse', ['bs=1M', 'count=1', 'seek=1']);
+    sh('truncate', ['-s', '8M', join(src, 'sparse')]);
+    const img = join(dir, 'xfs.img');
+    sh('truncate', ['-s', '320M', img]);
+    sh('mkfs.xfs', ['-q', '-f', img]);
+    const r = runScript(
+      dir,
+      `
+      import { createHash } from 'node:crypto';
+      const k = await Kernel.boot({ memMiB: 64 });
+      const b = binding();
+      let m = await k.mount(${JSON.stringify(img)}, { fsType: 'xfs', readOnly: false });
+      for (const f of ['small', 'big', 'sparse']) await b.copyIn(${JSON.stringify(src)} + '/' + f, m.path('/' + f), 0o644);
+      await k.unmount(m);
+      m = await k.mount(${JSON.stringify(img)}, { fsType: 'xfs', readOnly: true });
+      async function archive(disk) {
+        const tar = b.openTar(m.path('/'), 256 << 10, false, disk, 0);
+        const pieces = [];
+        let last;
+        do {
+          const buf = Buffer.alloc(1 << 20);
+          last = await b.readTar(tar, buf);
+          pieces.push(buf.subarray(0, last.used));
+        } while (!last.done);
+        await b.closeTar(tar);
+        return { sha: createHash('sha256').update(Buffer.concat(pieces)).digest('hex'), bytes: last.bytes, direct: last.direct };
+      }
+      out(await archive(m.disk));
+      out(await archive(-1));
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    const [host, kernel] = r.json;
+    expect(host.bytes).toBe(5000 + (3 << 20) + (1 << 20));
+    expect(host.direct).toBe(host.bytes);
+    expect(kernel).toEqual({ ...host, direct: 0 });
+  }));
+
+test('writeTar of a GPT partition: file data read from the image on the host at the partition\'s offset, the archive the kernel\'s', () =>
+  inScratch('binding-tar-partition', (dir) => {
+    const src = join(dir, 'src');
+    mkdirSync(src);
+    sh('dd', ['if=/dev/urandom', `of=${join(src, 'data')}`, 'bs=1M', 'count=2', 'status=none']);
+    writeFileSync(join(src, 'note'), 'a note\n');
+    const fs = join(dir, 'fs.ext4');
+    sh('truncate', ['-s', '16M', fs]);
+    sh('mkfs.ext4', ['-q', '-F', '-d', src, fs]);
+    // Partition 2 of a GPT image holds it, 3 MiB in.
+    const img = join(dir, 'disk.img');
+    sh('truncate', ['-s', '24M', img]);
+    sh('sh', ['-c', `printf 'label: gpt\\nstart=2048, size=4096\\nstart=6144, size=32768\\n' | sfdisk -q ${img}`]);
+    sh('dd', [`if=${fs}`, `of=${img}`, 'bs=512', 'seek=6144', 'conv=notrunc', 'status=none']);
+
+    const r = runScript(
+      dir,
+      `
+      import { createHash } from 'node:crypto';
+      import { writeTar } from '${repoRoot}/dist/src/engine/tar-out.js';
+      const k = await Kernel.boot({ memMiB: 64 });
+      const m = await k.mount(${JSON.stringify(img)}, { fsType: 'ext4', partition: 2, readOnly: true });
+      const b = binding();
+      // The binding's last totals, as writeTar sees them.
+      const readTar = b.readTar.bind(b);
+      let last;
+      b.readTar = (tar, buf) => readTar(tar, buf).then((t) => (last = t));
+      const pieces = [];
+      await writeTar(m, async (chunk) => void pieces.push(Buffer.from(chunk)));
+      const ours = createHash('sha256').update(Buffer.concat(pieces)).digest('hex');
+      out({ bytes: last.bytes, direct: last.direct });
+      // The kernel's own reads of the same tree.
+      const tar = b.openTar(m.path('/'), 256 << 10, false, -1, 0);
+      const all = [];
+      for (;;) {
+        const buf = Buffer.alloc(1 << 20);
+        const t = await readTar(tar, buf);
+        all.push(buf.subarray(0, t.used));
+        if (t.done) break;
+      }
+      await b.closeTar(tar);
+      out(createHash('sha256').update(Buffer.concat(all)).digest('hex') === ours);
+      await k.halt();
+    `,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.json).toEqual([{ bytes: (2 << 20) + 7, direct: (2 << 20) + 7 }, true]);
   }));
 
 test('TreeCopyIn: steps of a tree bigger than a step and data bigger than the ring; stops where told to decide, resumes as told', () =>

@@ -222,7 +222,7 @@ describe('fs2tar', () => {
 
   test('a directory of more small files than one batch of the tree carries: all archived, byte for byte', () =>
     inScratch('fs2tar-many-small', (dir) => {
-      // 48 files of 250 KiB: 12 MiB, more than the 4 MiB a batch carries.
+      // 48 files of 250 KiB: 12 MiB, more than the four 1 MiB Buffers queued at once carry.
       const src = join(dir, 'src');
       mkdirSync(join(src, 'many'), { recursive: true });
       for (let i = 0; i < 48; i++) writeFileSync(join(src, 'many', `f${i}`), Buffer.alloc(250 << 10, i + 1));
