@@ -6,6 +6,7 @@
 #include "fuse_inodes.h"
 #include "fuse_lib.h"
 
+#include <atomic>
 #include <mutex>
 #include <set>
 
@@ -21,6 +22,8 @@ struct FuseState {
   // release for them once its connection is gone).
   std::mutex handles_lock;
   std::set<DirHandle *> dirs;
+  // The filesystem keeps no extended attributes at all (vfat, exfat...).
+  std::atomic<bool> no_xattrs{false};
 };
 
 // The operations, working on state (one mount per process).
