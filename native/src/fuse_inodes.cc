@@ -52,61 +52,92 @@ fuse_ino_t Inodes::Id(Inode *inode) const {
   return inode == &root_ ? FUSE_ROOT_ID : static_cast<fuse_ino_t>(reinterpret_cast<uintptr_t>(inode));
 }
 
+Inode *Inodes::Known(const struct lkl_stat &st) {
+  std::pair<uint64_t, uint64_t> key{st.st_dev, st.st_ino};
+  Inode *found = key == std::make_pair(root_.dev, root_.ino) ? &root_ : nullptr;
+  if (!found) {
+    auto at = known_.find(key);
+    if (at != known_.end()) found = at->second;
+  }
+  if (found) found->lookups++;
+  return found;
+}
+
+long Inodes::Handle(long dirfd, const char *name, int flags, std::string *handle) {
+  if (no_handles_) return 0;
+  struct file_handle head = {};
+  char buf[sizeof(head) + MAX_HANDLE_SZ];
+  head.handle_bytes = MAX_HANDLE_SZ;
+  memcpy(buf, &head, sizeof(head));
+  int mount_id;
+  long ret = lkl_sys_name_to_handle_at(dirfd, name, KernelHandle(buf), &mount_id, flags);
+  if (ret == -LKL_EOPNOTSUPP) {
+    no_handles_ = true;
+    return 0;
+  }
+  if (ret < 0) return ret;
+  memcpy(&head, buf, sizeof(head));
+  handle->assign(buf, sizeof(head) + head.handle_bytes);
+  return 0;
+}
+
+void Inodes::Insert(const struct lkl_stat &st, std::string handle, long pin, long fd, Inode **inode) {
+  {
+    std::lock_guard<std::mutex> hold(lock_);
+    // Another request may have brought it in meanwhile.
+    if (!(*inode = Known(st))) {
+      auto *made = new Inode{st.st_dev, st.st_ino, st.st_mode & LKL_S_IFMT, std::move(handle)};
+      made->pin = pin;
+      made->lookups = 1;
+      if (fd >= 0) {
+        made->fd = fd;
+        made->fd_real = made->fd_writable = true;
+        cached_.push_front(made);
+        made->used = cached_.begin();
+      }
+      known_[{st.st_dev, st.st_ino}] = made;
+      *inode = made;
+      return;
+    }
+  }
+  CloseAll({pin, fd});
+}
+
 long Inodes::Lookup(long dirfd, const char *name, Inode **inode, struct lkl_stat *st) {
   long ret = lkl_sys_newfstatat(dirfd, name, st, LKL_AT_SYMLINK_NOFOLLOW);
   if (ret < 0) return ret;
-  std::pair<uint64_t, uint64_t> key{st->st_dev, st->st_ino};
-  auto known = [&]() -> Inode * {
-    Inode *found = key == std::make_pair(root_.dev, root_.ino) ? &root_ : nullptr;
-    if (!found) {
-      auto at = known_.find(key);
-      if (at != known_.end()) found = at->second;
-    }
-    if (found) found->lookups++;
-    return found;
-  };
   {
     std::lock_guard<std::mutex> hold(lock_);
-    if ((*inode = known())) return 0;
+    if ((*inode = Known(*st))) return 0;
   }
   // New to the host: how to find it again. (The host holds the directory
   // locked against renames and unlinks while it looks a name up, so the
   // name still leads to the inode just looked at.)
   std::string handle;
   long pin = -1;
-  if (!no_handles_) {
-    struct file_handle head = {};
-    char buf[sizeof(head) + MAX_HANDLE_SZ];
-    head.handle_bytes = MAX_HANDLE_SZ;
-    memcpy(buf, &head, sizeof(head));
-    int mount_id;
-    ret = lkl_sys_name_to_handle_at(dirfd, name, KernelHandle(buf), &mount_id, 0);
-    if (ret == 0) {
-      memcpy(&head, buf, sizeof(head));
-      handle.assign(buf, sizeof(head) + head.handle_bytes);
-    } else if (ret == -LKL_EOPNOTSUPP) {
-      no_handles_ = true;
-    } else {
-      return ret;
-    }
-  }
+  ret = Handle(dirfd, name, 0, &handle);
+  if (ret < 0) return ret;
   if (handle.empty()) {
     pin = lkl_sys_openat(dirfd, name, LKL_O_PATH | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
     if (pin < 0) return pin;
   }
-  {
-    std::lock_guard<std::mutex> hold(lock_);
-    // Another request may have brought it in meanwhile.
-    if (!(*inode = known())) {
-      auto *made = new Inode{key.first, key.second, st->st_mode & LKL_S_IFMT, std::move(handle)};
-      made->pin = pin;
-      made->lookups = 1;
-      known_[key] = made;
-      *inode = made;
-      return 0;
-    }
+  Insert(*st, std::move(handle), pin, -1, inode);
+  return 0;
+}
+
+long Inodes::Made(long fd, Inode **inode, struct lkl_stat *st) {
+  std::string handle;
+  long ret = lkl_sys_newfstatat(fd, "", st, LKL_AT_EMPTY_PATH);
+  if (ret == 0) ret = Handle(fd, "", LKL_AT_EMPTY_PATH, &handle);
+  if (ret < 0) {
+    lkl_sys_close(fd);
+    return ret;
   }
-  if (pin >= 0) lkl_sys_close(pin);
+  // Without a handle, the descriptor is what finds the inode again.
+  if (handle.empty())
+    Insert(*st, std::move(handle), fd, -1, inode);
+  else
+    Insert(*st, std::move(handle), -1, fd, inode);
   return 0;
 }
 
@@ -275,7 +306,8 @@ void Inodes::Trim(std::vector<long> *closing) {
 }
 
 void Inodes::CloseAll(const std::vector<long> &fds) {
-  for (long fd : fds) lkl_sys_close(fd);
+  for (long fd : fds)
+    if (fd >= 0) lkl_sys_close(fd);
 }
 
 InodeFd::InodeFd(Inodes *inodes, Inode *inode, Access access) : inodes_(inodes), inode_(inode) {

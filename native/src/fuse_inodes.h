@@ -66,6 +66,9 @@ class Inodes {
   // name in directory dirfd, now known to the host once more, and its
   // attributes in *st. A negative errno if it cannot be looked at.
   long Lookup(long dirfd, const char *name, Inode **inode, struct lkl_stat *st);
+  // As Lookup(), for the file just made and opened read-write as fd
+  // (taken: it becomes the inode's cached descriptor).
+  long Made(long fd, Inode **inode, struct lkl_stat *st);
   // Before name in dirfd goes (unlinked, or replaced by a rename): if the
   // host knows its inode, the inode is pinned until the host forgets it.
   void PinIfKnown(long dirfd, const char *name);
@@ -78,6 +81,16 @@ class Inodes {
 
  private:
   friend class InodeFd;
+  // Under lock_: the inode st is, if the host knows it (one reference more).
+  Inode *Known(const struct lkl_stat &st);
+  // The handle of name in dirfd (flags: name_to_handle_at's) into
+  // *handle; left empty if the filesystem has none.
+  long Handle(long dirfd, const char *name, int flags, std::string *handle);
+  // Adds the inode st is to those the host knows (or one reference more
+  // if another request just did), with what finds it again: its handle,
+  // or pin; fd (>= 0) read-write becomes its cached descriptor. Takes pin
+  // and fd.
+  void Insert(const struct lkl_stat &st, std::string handle, long pin, long fd, Inode **inode);
   // A descriptor of inode for access; *owned if the caller must close it
   // (the cached one would not do and could not be replaced). Holds the
   // inode until Release().

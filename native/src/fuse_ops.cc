@@ -80,33 +80,43 @@ long Stat(long fd, struct lkl_stat *st) { return lkl_sys_newfstatat(fd, "", st, 
 // symlink's own included: the link it is is not followed further).
 std::string MagicLink(long fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-// The host's entry for name in directory dirfd; *e then holds one more
-// reference to its inode for the host.
+// The host's entry for inode (one more reference to it, see Inodes).
+struct fuse_entry_param EntryOf(Inode *inode, const struct lkl_stat &st) {
+  struct fuse_entry_param e;
+  memset(&e, 0, sizeof(e));
+  e.ino = state->inodes.Id(inode);
+  e.attr = HostStat(st);
+  e.attr_timeout = e.entry_timeout = kCacheSeconds;
+  return e;
+}
+
+// The host's entry for name in directory dirfd, into *e.
 long Lookup(long dirfd, const char *name, struct fuse_entry_param *e) {
   Inode *inode;
   struct lkl_stat st;
   long ret = state->inodes.Lookup(dirfd, name, &inode, &st);
-  if (ret < 0) return ret;
-  memset(e, 0, sizeof(*e));
-  e->ino = state->inodes.Id(inode);
-  e->attr = HostStat(st);
-  e->attr_timeout = e->entry_timeout = kCacheSeconds;
-  return 0;
+  if (ret == 0) *e = EntryOf(inode, st);
+  return ret;
+}
+
+// A new inode (not a link) has no capabilities yet: the host's first
+// question before a write is answered (see OpGetxattr).
+void ReplyEntry(fuse_req_t req, Inode *inode, const struct lkl_stat &st, bool new_inode) {
+  uint32_t none = 0;
+  if (new_inode) inode->caps.compare_exchange_strong(none, 1);
+  struct fuse_entry_param e = EntryOf(inode, st);
+  lib->fuse_reply_entry(req, &e);
 }
 
 // After a call that made name in dirfd (ret: its result), the new entry.
-// A new inode (not a link) has no capabilities yet: the host's first
-// question before a write is answered (see OpGetxattr).
 void ReplyMade(fuse_req_t req, long dirfd, const char *name, long ret, bool new_inode = true) {
-  struct fuse_entry_param e;
-  if (ret >= 0) ret = Lookup(dirfd, name, &e);
-  if (ret < 0) {
+  Inode *inode;
+  struct lkl_stat st;
+  if (ret >= 0) ret = state->inodes.Lookup(dirfd, name, &inode, &st);
+  if (ret < 0)
     ReplyErr(req, ret);
-    return;
-  }
-  uint32_t none = 0;
-  if (new_inode) In(e.ino)->caps.compare_exchange_strong(none, 1);
-  lib->fuse_reply_entry(req, &e);
+  else
+    ReplyEntry(req, inode, st, new_inode);
 }
 
 // What this thread creates belongs to the caller, as on a local
@@ -174,13 +184,13 @@ bool NoXattrs() {
 }
 
 void OpInit(void *, struct fuse_conn_info *conn) {
-  // Directory operations in parallel, listings with attributes (the
-  // inodes are looked up anyway), ACLs enforced by the host, and the umask
-  // ours to apply (a default ACL overrides it). Files opened and closed
-  // without a request each (no-open).
-  conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO |
-                                 FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK | FUSE_CAP_ASYNC_READ |
-                                 FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_NO_OPEN_SUPPORT);
+  // Directory operations in parallel, listings with attributes, ACLs
+  // enforced by the host, and the umask ours to apply (a default ACL
+  // overrides it). Files opened and closed without a request each
+  // (no-open).
+  conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS | FUSE_CAP_POSIX_ACL |
+                                 FUSE_CAP_DONT_MASK | FUSE_CAP_ASYNC_READ | FUSE_CAP_CACHE_SYMLINKS |
+                                 FUSE_CAP_NO_OPEN_SUPPORT);
   // No writeback cache: with it the host keeps the times a write changes
   // as its own and sends each change back as a request, so a file copied
   // in (cp -a: made, written, its times, owner and ACL set) took 3 more
@@ -189,8 +199,12 @@ void OpInit(void *, struct fuse_conn_info *conn) {
   // would not: its calls come from root); with nobody else writing the
   // image, a changed mtime never means stale cached data. O_TRUNC comes
   // as a truncation of its own (without open requests, it must).
+  // Listings always with attributes: the "auto" choice switches to plain
+  // ones from a directory's second batch on when its entries are cached
+  // from the first (tar, cp -a, find do not look them up again), and then
+  // every later entry costs a lookup request of its own.
   conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_AUTO_INVAL_DATA |
-                  FUSE_CAP_ATOMIC_O_TRUNC);
+                  FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_READDIRPLUS_AUTO);
   conn->max_write = 1 << 20;
   conn->max_readahead = 1 << 20;
   conn->max_background = 64;
@@ -281,11 +295,25 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   lib->fuse_reply_readlink(req, target);
 }
 
+// Regular files come here too (see OpOpen): made by opening them, so that
+// the write that comes next finds the descriptor open.
 void OpMknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
   ActAs(req);
   Fd dir(parent);
   long fd = dir.get();
-  ReplyMade(req, fd, name, fd < 0 ? fd : lkl_sys_mknodat(fd, name, mode, EncodeDev(major(rdev), minor(rdev))));
+  if (fd < 0 || !S_ISREG(mode)) {
+    ReplyMade(req, fd, name, fd < 0 ? fd : lkl_sys_mknodat(fd, name, mode, EncodeDev(major(rdev), minor(rdev))));
+    return;
+  }
+  fd = lkl_sys_openat(fd, name, LKL_O_CREAT | LKL_O_EXCL | LKL_O_RDWR | LKL_O_CLOEXEC, mode & ~S_IFMT);
+  Inode *inode;
+  struct lkl_stat st;
+  if (fd >= 0) fd = state->inodes.Made(fd, &inode, &st);
+  if (fd < 0) {
+    ReplyErr(req, fd);
+    return;
+  }
+  ReplyEntry(req, inode, st, true);
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
