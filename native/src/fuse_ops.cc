@@ -205,8 +205,8 @@ void OpInit(void *, struct fuse_conn_info *conn) {
   // every later entry costs a lookup request of its own.
   conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_AUTO_INVAL_DATA |
                   FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_READDIRPLUS_AUTO);
-  conn->max_write = 1 << 20;
-  conn->max_readahead = 1 << 20;
+  conn->max_write = kMaxTransfer;
+  conn->max_readahead = kMaxTransfer;
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   conn->time_gran = 1;

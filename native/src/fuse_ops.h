@@ -26,6 +26,9 @@ struct FuseState {
   std::atomic<bool> no_xattrs{false};
 };
 
+// The most a read or a write request carries (max_write, max_readahead).
+constexpr unsigned kMaxTransfer = 1 << 20;
+
 // The operations, working on state (one mount per process).
 const struct fuse_lowlevel_ops &FuseOperations(FuseState *state);
 
