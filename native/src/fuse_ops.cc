@@ -25,14 +25,6 @@ static_assert(O_ACCMODE == LKL_O_ACCMODE && O_APPEND == LKL_O_APPEND && O_DIRECT
               "host and kernel open flags differ");
 static_assert(S_IFMT == LKL_S_IFMT && ENOENT == LKL_ENOENT, "host and kernel constants differ");
 
-struct DirHandle {
-  std::mutex lock;
-  long fd;
-  std::vector<char> buf = std::vector<char>(64 * 1024);
-  size_t at = 0, end = 0;  // the entries read, not yet passed on
-  int64_t pos = 0;         // the offset (cookie) of the entry at `at`
-};
-
 namespace {
 
 FuseState *state;
@@ -210,6 +202,7 @@ void OpInit(void *, struct fuse_conn_info *conn) {
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   conn->time_gran = 1;
+  state->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
   state->no_xattrs = NoXattrs();
 }
 
@@ -450,19 +443,16 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fus
     lib->fuse_reply_write(req, ret);
 }
 
-void OpOpendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  long fd = state->inodes.Open(In(ino), LKL_O_RDONLY | LKL_O_DIRECTORY);
-  if (fd < 0) {
-    ReplyErr(req, fd);
+// Directories are not opened one by one either (see fuse_listings.h):
+// ENOSYS, where the host takes it, tells it to open them without asking
+// from now on, and to send no release. (Older hosts are answered with no
+// handle, which their release gives back.)
+void OpOpendir(fuse_req_t req, fuse_ino_t, struct fuse_file_info *fi) {
+  if (state->no_opendir) {
+    lib->fuse_reply_err(req, ENOSYS);
     return;
   }
-  auto *dir = new DirHandle();
-  dir->fd = fd;
-  {
-    std::lock_guard<std::mutex> hold(state->handles_lock);
-    state->dirs.insert(dir);
-  }
-  fi->fh = reinterpret_cast<uintptr_t>(dir);
+  fi->fh = 0;
   // Listings stay valid until the directory changes through the host.
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
@@ -471,9 +461,9 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 
 // Fills out (size bytes) with entries from off (the cookie of the first),
 // as the kernel's getdents64 gives them, with attributes and a reference
-// each for readdirplus (not for . and ..). The bytes used, or a negative
-// errno if there are none.
-long FillDir(fuse_req_t req, DirHandle *dir, char *out, size_t size, off_t off, bool plus) {
+// each for readdirplus (not for . and ..). The bytes used (0: the listing
+// is at its end), or a negative errno if there are none.
+long FillDir(fuse_req_t req, Listing *dir, char *out, size_t size, off_t off, bool plus) {
   std::lock_guard<std::mutex> hold(dir->lock);
   if (off != dir->pos) {
     long ret = lkl_sys_lseek(dir->fd, off, LKL_SEEK_SET);
@@ -518,39 +508,30 @@ long FillDir(fuse_req_t req, DirHandle *dir, char *out, size_t size, off_t off, 
   return used;
 }
 
-// The reply goes out once the handle is let go: the host may release the
-// directory (and us free the handle) as soon as it has the reply.
-void ReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus) {
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  std::shared_ptr<Listing> listing;
+  long n = state->listings.Get(&state->inodes, In(ino), &listing);
   std::vector<char> &out = ReadBuffer(size);
-  long n = FillDir(req, reinterpret_cast<DirHandle *>(fi->fh), out.data(), size, off, plus);
+  if (n == 0) n = FillDir(req, listing.get(), out.data(), size, off, plus);
+  if (n == 0) state->listings.Ended(In(ino));
   if (n < 0)
     ReplyErr(req, n);
   else
     lib->fuse_reply_buf(req, out.data(), n);
 }
 
-void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info *fi) {
-  ReadDir(req, size, off, fi, false);
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *) {
+  ReadDir(req, ino, size, off, false);
 }
 
-void OpReaddirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info *fi) {
-  ReadDir(req, size, off, fi, true);
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *) {
+  ReadDir(req, ino, size, off, true);
 }
 
-void OpReleasedir(fuse_req_t req, fuse_ino_t, struct fuse_file_info *fi) {
-  auto *dir = reinterpret_cast<DirHandle *>(fi->fh);
-  {
-    std::lock_guard<std::mutex> hold(state->handles_lock);
-    state->dirs.erase(dir);
-  }
-  lkl_sys_close(dir->fd);
-  delete dir;
-  lib->fuse_reply_err(req, 0);
-}
-
-void OpFsyncdir(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info *fi) {
-  long fd = reinterpret_cast<DirHandle *>(fi->fh)->fd;
-  ReplyStatus(req, datasync ? lkl_sys_fdatasync(fd) : lkl_sys_fsync(fd));
+void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *) {
+  Fd dir(ino, Access::kRead);
+  long fd = dir.get();
+  ReplyStatus(req, fd < 0 ? fd : datasync ? lkl_sys_fdatasync(fd) : lkl_sys_fsync(fd));
 }
 
 void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
@@ -658,7 +639,8 @@ struct fuse_lowlevel_ops MakeOperations() {
   ops.unlink = OpUnlink;
   ops.rmdir = OpRmdir;
   ops.rename = OpRename;
-  // No create, release or flush: the host does without them (see OpOpen).
+  // No create, flush or release (of files or directories): the host does
+  // without them (see OpOpen and OpOpendir).
   ops.open = OpOpen;
   ops.read = OpRead;
   ops.write = OpWrite;
@@ -669,7 +651,6 @@ struct fuse_lowlevel_ops MakeOperations() {
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
   ops.readdirplus = OpReaddirplus;
-  ops.releasedir = OpReleasedir;
   ops.fsyncdir = OpFsyncdir;
   ops.statfs = OpStatfs;
   ops.setxattr = OpSetxattr;
@@ -697,12 +678,7 @@ long PrepareFuseThread() {
 }
 
 void CloseFuseHandles(FuseState *s) {
-  std::lock_guard<std::mutex> hold(s->handles_lock);
-  for (DirHandle *dir : s->dirs) {
-    lkl_sys_close(dir->fd);
-    delete dir;
-  }
-  s->dirs.clear();
+  s->listings.Clear();
   s->inodes.Clear();
 }
 
