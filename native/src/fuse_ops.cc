@@ -184,9 +184,9 @@ void OpInit(void *, struct fuse_conn_info *conn) {
                                  FUSE_CAP_DONT_MASK | FUSE_CAP_ASYNC_READ | FUSE_CAP_CACHE_SYMLINKS |
                                  FUSE_CAP_NO_OPEN_SUPPORT);
   // No writeback cache: with it the host keeps the times a write changes
-  // as its own and sends each change back as a request, so a file copied
-  // in (cp -a: made, written, its times, owner and ACL set) took 3 more
-  // requests than written through, and flushed its data before each. The
+  // as its own and sends each change back as a request, so a small file
+  // copied in (cp -a: made, written, its times, owner and ACL set) took
+  // two setattr requests more than written through. The
   // host clears set-user-ID bits on writes and chown itself (our kernel
   // would not: its calls come from root); with nobody else writing the
   // image, a changed mtime never means stale cached data. O_TRUNC comes
