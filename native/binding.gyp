@@ -38,7 +38,7 @@
         # lklfs mount: built where libfuse3's headers are (libfuse3-dev);
         # the library itself is loaded at mount time, never linked.
         ["'<!(pkg-config --exists fuse3 && echo yes || echo no)' == 'yes'", {
-          "sources": ["src/fuse_lib.cc", "src/fuse_inodes.cc", "src/fuse_ops.cc", "src/fuse_serve.cc"],
+          "sources": ["src/fuse_lib.cc", "src/fuse_inodes.cc", "src/fuse_listings.cc", "src/fuse_ops.cc", "src/fuse_serve.cc"],
           "include_dirs": ["<!@(pkg-config --cflags-only-I fuse3 | sed s/-I//g)"],
           "defines": ["LKLFS_FUSE"],
           "libraries": ["-ldl"]

@@ -25,14 +25,6 @@ static_assert(O_ACCMODE == LKL_O_ACCMODE && O_APPEND == LKL_O_APPEND && O_DIRECT
               "host and kernel open flags differ");
 static_assert(S_IFMT == LKL_S_IFMT && ENOENT == LKL_ENOENT, "host and kernel constants differ");
 
-struct DirHandle {
-  std::mutex lock;
-  long fd;
-  std::vector<char> buf = std::vector<char>(64 * 1024);
-  size_t at = 0, end = 0;  // the entries read, not yet passed on
-  int64_t pos = 0;         // the offset (cookie) of the entry at `at`
-};
-
 namespace {
 
 FuseState *state;
@@ -46,9 +38,9 @@ constexpr int kEmptyPath = LKL_AT_EMPTY_PATH | LKL_AT_SYMLINK_NOFOLLOW;
 
 Inode *In(fuse_ino_t id) { return state->inodes.Get(id); }
 
-// The inode of id opened for this request (see InodeFd).
+// The inode of id's descriptor for this request (see InodeFd).
 struct Fd : InodeFd {
-  explicit Fd(fuse_ino_t id, int flags = LKL_O_PATH) : InodeFd(&state->inodes, In(id), flags) {}
+  explicit Fd(fuse_ino_t id, Access access = Access::kAny) : InodeFd(&state->inodes, In(id), access) {}
 };
 
 void ReplyErr(fuse_req_t req, long ret) { lib->fuse_reply_err(req, ret < 0 ? -ret : ret); }
@@ -75,39 +67,48 @@ struct stat HostStat(const struct lkl_stat &k) {
 
 long Stat(long fd, struct lkl_stat *st) { return lkl_sys_newfstatat(fd, "", st, kEmptyPath); }
 
-// A descriptor named for the calls that take paths (xattrs, truncate): the
+// An O_PATH descriptor named for the calls that take paths (xattrs): the
 // kernel's magic link to it, which they follow to the inode itself (a
 // symlink's own included: the link it is is not followed further).
 std::string MagicLink(long fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-// The entry for the inode fd is (taken); *e then holds one more reference
-// to it for the host.
-long Entry(long fd, struct fuse_entry_param *e) {
-  Inode *inode;
-  struct lkl_stat st;
-  long ret = state->inodes.Remember(fd, &inode, &st);
-  if (ret < 0) return ret;
-  memset(e, 0, sizeof(*e));
-  e->ino = state->inodes.Id(inode);
-  e->attr = HostStat(st);
-  e->attr_timeout = e->entry_timeout = kCacheSeconds;
-  return 0;
+// The host's entry for inode (one more reference to it, see Inodes).
+struct fuse_entry_param EntryOf(Inode *inode, const struct lkl_stat &st) {
+  struct fuse_entry_param e;
+  memset(&e, 0, sizeof(e));
+  e.ino = state->inodes.Id(inode);
+  e.attr = HostStat(st);
+  e.attr_timeout = e.entry_timeout = kCacheSeconds;
+  return e;
 }
 
-// Looks name up in directory dirfd, as Entry().
+// The host's entry for name in directory dirfd, into *e.
 long Lookup(long dirfd, const char *name, struct fuse_entry_param *e) {
-  long fd = lkl_sys_openat(dirfd, name, LKL_O_PATH | LKL_O_NOFOLLOW | LKL_O_CLOEXEC, 0);
-  return fd < 0 ? fd : Entry(fd, e);
+  Inode *inode;
+  struct lkl_stat st;
+  long ret = state->inodes.Lookup(dirfd, name, &inode, &st);
+  if (ret == 0) *e = EntryOf(inode, st);
+  return ret;
+}
+
+// A new inode (not a link) has no capabilities yet: the host's first
+// question before a write is answered (see OpGetxattr).
+void ReplyEntry(fuse_req_t req, Inode *inode, const struct lkl_stat &st, bool new_inode) {
+  uint32_t none = 0;
+  if (new_inode) inode->caps.compare_exchange_strong(none, 1);
+  struct fuse_entry_param e = EntryOf(inode, st);
+  lib->fuse_reply_entry(req, &e);
 }
 
 // After a call that made name in dirfd (ret: its result), the new entry.
-void ReplyMade(fuse_req_t req, long dirfd, const char *name, long ret) {
-  struct fuse_entry_param e;
-  if (ret >= 0) ret = Lookup(dirfd, name, &e);
+void ReplyMade(fuse_req_t req, long dirfd, const char *name, long ret, bool new_inode = true) {
+  Inode *inode;
+  struct lkl_stat st;
+  if (ret >= 0) ret = state->inodes.Lookup(dirfd, name, &inode, &st);
   if (ret < 0)
     ReplyErr(req, ret);
   else
-    lib->fuse_reply_entry(req, &e);
+    ReplyEntry(req, inode, st, new_inode);
 }
 
 // What this thread creates belongs to the caller, as on a local
@@ -125,26 +126,84 @@ void ActAs(fuse_req_t req) {
   if (ctx->umask != umask) lkl_sys_umask(umask = ctx->umask);
 }
 
+// Extended attributes go by descriptor where it takes such calls, else
+// (an O_PATH descriptor: symlinks, devices) by its magic link.
+long SetXattr(const Fd &inode, const char *name, const char *value, size_t size, int flags) {
+  long fd = inode.get();
+  if (fd < 0) return fd;
+  return inode.real() ? lkl_sys_fsetxattr(fd, name, value, size, flags)
+                      : lkl_sys_setxattr(MagicLink(fd).c_str(), name, value, size, flags);
+}
+
+long GetXattr(const Fd &inode, const char *name, char *value, size_t size) {
+  long fd = inode.get();
+  if (fd < 0) return fd;
+  return inode.real() ? lkl_sys_fgetxattr(fd, name, value, size)
+                      : lkl_sys_getxattr(MagicLink(fd).c_str(), name, value, size);
+}
+
+long ListXattr(const Fd &inode, char *names, size_t size) {
+  long fd = inode.get();
+  if (fd < 0) return fd;
+  return inode.real() ? lkl_sys_flistxattr(fd, names, size) : lkl_sys_listxattr(MagicLink(fd).c_str(), names, size);
+}
+
+long RemoveXattr(const Fd &inode, const char *name) {
+  long fd = inode.get();
+  if (fd < 0) return fd;
+  return inode.real() ? lkl_sys_fremovexattr(fd, name) : lkl_sys_removexattr(MagicLink(fd).c_str(), name);
+}
+
+// The host asks for this one before every write (may the write keep the
+// file's capabilities?): an absence once seen is remembered (Inode::caps)
+// until the attribute is set or removed through us, the only way it can
+// change while the image is mounted.
+constexpr char kCaps[] = "security.capability";
+
+void CapsChanged(Inode *inode) {
+  uint32_t caps = inode->caps;
+  while (!inode->caps.compare_exchange_weak(caps, (caps + 2) & ~1u)) {
+  }
+}
+
+// Whether the filesystem has no extended attributes at all: the root has
+// neither of two that any other filesystem would take. (Either is
+// EOPNOTSUPP only for want of a handler for its namespace.)
+bool NoXattrs() {
+  Fd root(FUSE_ROOT_ID, Access::kRead);
+  return root.get() >= 0 && GetXattr(root, kCaps, nullptr, 0) == -LKL_EOPNOTSUPP &&
+         GetXattr(root, "user.lklfs", nullptr, 0) == -LKL_EOPNOTSUPP;
+}
+
 void OpInit(void *, struct fuse_conn_info *conn) {
-  // Writeback cache: the host gathers writes into large ones and answers
-  // reads of what it wrote. Directory operations in parallel, listings
-  // with attributes (the inodes are looked up anyway), ACLs enforced by the
-  // host, and the umask ours to apply (a default ACL overrides it).
-  // Files opened and closed without a request each (no-open; a closed
-  // file's data is written back by the host, no flush needed either).
-  conn->want |= conn->capable & (FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS |
-                                 FUSE_CAP_READDIRPLUS_AUTO | FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK |
-                                 FUSE_CAP_ASYNC_READ | FUSE_CAP_CACHE_SYMLINKS | FUSE_CAP_NO_OPEN_SUPPORT);
-  // The host clears set-user-ID bits on writes and chown itself (our
-  // kernel would not: its calls come from root); with nobody else writing
-  // the image, a changed mtime never means stale cached data. O_TRUNC
-  // comes as a truncation of its own (without open requests, it must).
-  conn->want &= ~(FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_ATOMIC_O_TRUNC);
-  conn->max_write = 1 << 20;
-  conn->max_readahead = 1 << 20;
+  // Directory operations in parallel, listings with attributes, ACLs
+  // enforced by the host, and the umask ours to apply (a default ACL
+  // overrides it). Files opened and closed without a request each
+  // (no-open).
+  conn->want |= conn->capable & (FUSE_CAP_PARALLEL_DIROPS | FUSE_CAP_READDIRPLUS | FUSE_CAP_POSIX_ACL |
+                                 FUSE_CAP_DONT_MASK | FUSE_CAP_ASYNC_READ | FUSE_CAP_CACHE_SYMLINKS |
+                                 FUSE_CAP_NO_OPEN_SUPPORT);
+  // No writeback cache: with it the host keeps the times a write changes
+  // as its own and sends each change back as a request, so a small file
+  // copied in (cp -a: made, written, its times, owner and ACL set) took
+  // two setattr requests more than written through. The
+  // host clears set-user-ID bits on writes and chown itself (our kernel
+  // would not: its calls come from root); with nobody else writing the
+  // image, a changed mtime never means stale cached data. O_TRUNC comes
+  // as a truncation of its own (without open requests, it must).
+  // Listings always with attributes: the "auto" choice switches to plain
+  // ones from a directory's second batch on when its entries are cached
+  // from the first (tar, cp -a, find do not look them up again), and then
+  // every later entry costs a lookup request of its own.
+  conn->want &= ~(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_AUTO_INVAL_DATA |
+                  FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_READDIRPLUS_AUTO);
+  conn->max_write = kMaxTransfer;
+  conn->max_readahead = kMaxTransfer;
   conn->max_background = 64;
   conn->congestion_threshold = 48;
   conn->time_gran = 1;
+  state->no_opendir = conn->capable & FUSE_CAP_NO_OPENDIR_SUPPORT;
+  state->no_xattrs = NoXattrs();
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
@@ -195,7 +254,7 @@ struct __lkl__kernel_timespec SetTime(int to_set, int now, int given, const stru
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *) {
-  Fd inode(ino);
+  Fd inode(ino, (to_set & FUSE_SET_ATTR_SIZE) ? Access::kWrite : Access::kAny);
   long fd = inode.get(), ret = fd < 0 ? fd : 0;
   if (!ret && (to_set & FUSE_SET_ATTR_MODE)) ret = lkl_sys_fchmodat2(fd, "", attr->st_mode, LKL_AT_EMPTY_PATH);
   if (!ret && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
@@ -203,7 +262,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, st
     unsigned gid = (to_set & FUSE_SET_ATTR_GID) ? attr->st_gid : -1;
     ret = lkl_sys_fchownat(fd, "", uid, gid, kEmptyPath);
   }
-  if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) ret = lkl_sys_truncate(MagicLink(fd).c_str(), attr->st_size);
+  if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) ret = lkl_sys_ftruncate(fd, attr->st_size);
   if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                          FUSE_SET_ATTR_MTIME_NOW))) {
     struct __lkl__kernel_timespec ts[2] = {
@@ -229,11 +288,25 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   lib->fuse_reply_readlink(req, target);
 }
 
+// Regular files come here too (see OpOpen): made by opening them, so that
+// the write that comes next finds the descriptor open.
 void OpMknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
   ActAs(req);
   Fd dir(parent);
   long fd = dir.get();
-  ReplyMade(req, fd, name, fd < 0 ? fd : lkl_sys_mknodat(fd, name, mode, EncodeDev(major(rdev), minor(rdev))));
+  if (fd < 0 || !S_ISREG(mode)) {
+    ReplyMade(req, fd, name, fd < 0 ? fd : lkl_sys_mknodat(fd, name, mode, EncodeDev(major(rdev), minor(rdev))));
+    return;
+  }
+  fd = lkl_sys_openat(fd, name, LKL_O_CREAT | LKL_O_EXCL | LKL_O_RDWR | LKL_O_CLOEXEC, mode & ~S_IFMT);
+  Inode *inode;
+  struct lkl_stat st;
+  if (fd >= 0) fd = state->inodes.Made(fd, &inode, &st);
+  if (fd < 0) {
+    ReplyErr(req, fd);
+    return;
+  }
+  ReplyEntry(req, inode, st, true);
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
@@ -254,7 +327,7 @@ void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
   Fd dir(parent), inode(ino);
   long ret = dir.get() < 0 ? dir.get() : inode.get();
   if (ret >= 0) ret = lkl_sys_linkat(inode.get(), "", dir.get(), name, LKL_AT_EMPTY_PATH);
-  ReplyMade(req, dir.get(), name, ret);
+  ReplyMade(req, dir.get(), name, ret, false);
 }
 
 // Removes name from parent; an inode the host still knows (open, perhaps)
@@ -280,27 +353,12 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t ne
   ReplyStatus(req, ret);
 }
 
-// Files are not opened one by one (see fuse_inodes.h): ENOSYS tells the
-// host to open them without asking from now on, and to send no release.
+// Files are not opened one by one: ENOSYS tells the host to open them
+// without asking from now on, and to send no flush or release. A request
+// that needs the data takes the inode's descriptor (see fuse_inodes.h).
+// New files come the same way: without a create operation the host makes
+// them with mknod and opens them itself.
 void OpOpen(fuse_req_t req, fuse_ino_t, struct fuse_file_info *) { lib->fuse_reply_err(req, ENOSYS); }
-
-// Files are not kept open either: a request that needs the data opens
-// the inode for itself.
-void OpCreate(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
-  ActAs(req);
-  Fd dir(parent);
-  int flags = (fi->flags & (O_EXCL | O_TRUNC | O_NOFOLLOW)) | LKL_O_CREAT | LKL_O_WRONLY | LKL_O_CLOEXEC;
-  long fd = dir.get() < 0 ? dir.get() : lkl_sys_openat(dir.get(), name, flags, mode);
-  struct fuse_entry_param e;
-  long ret = fd < 0 ? fd : Entry(fd, &e);
-  if (ret < 0) {
-    ReplyErr(req, ret);
-    return;
-  }
-  fi->fh = 0;
-  fi->keep_cache = 1;
-  lib->fuse_reply_create(req, &e, fi);
-}
 
 // Buffers for reads, one per serving thread: up to max_read (1 MiB).
 std::vector<char> &ReadBuffer(size_t size) {
@@ -310,7 +368,7 @@ std::vector<char> &ReadBuffer(size_t size) {
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *) {
-  Fd file(ino, LKL_O_RDONLY);
+  Fd file(ino, Access::kRead);
   long fd = file.get();
   if (fd < 0) {
     ReplyErr(req, fd);
@@ -333,7 +391,7 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off, struct fuse_file_info *) {
-  Fd file(ino, LKL_O_WRONLY);
+  Fd file(ino, Access::kWrite);
   long fd = file.get();
   if (fd < 0) {
     ReplyErr(req, fd);
@@ -352,19 +410,19 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *) {
-  Fd file(ino, LKL_O_RDONLY);
+  Fd file(ino, Access::kRead);
   long fd = file.get();
   ReplyStatus(req, fd < 0 ? fd : datasync ? lkl_sys_fdatasync(fd) : lkl_sys_fsync(fd));
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len, struct fuse_file_info *) {
-  Fd file(ino, LKL_O_WRONLY);
+  Fd file(ino, Access::kWrite);
   long fd = file.get();
   ReplyStatus(req, fd < 0 ? fd : lkl_sys_fallocate(fd, mode, off, len));
 }
 
 void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *) {
-  Fd file(ino, LKL_O_RDONLY);
+  Fd file(ino, Access::kRead);
   long ret = file.get();
   if (ret >= 0) ret = lkl_sys_lseek(ret, off, whence);
   if (ret < 0)
@@ -376,7 +434,7 @@ void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_
 void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fuse_file_info *, fuse_ino_t ino_out,
                      off_t off_out, struct fuse_file_info *, size_t len, int flags) {
   lkl_loff_t in = off_in, out = off_out;
-  Fd from(ino_in, LKL_O_RDONLY), to(ino_out, LKL_O_WRONLY);
+  Fd from(ino_in, Access::kRead), to(ino_out, Access::kWrite);
   long ret = from.get() < 0 ? from.get() : to.get();
   if (ret >= 0) ret = lkl_sys_copy_file_range(from.get(), &in, to.get(), &out, len, flags);
   if (ret < 0)
@@ -385,19 +443,16 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, struct fus
     lib->fuse_reply_write(req, ret);
 }
 
-void OpOpendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  long fd = state->inodes.Open(In(ino), LKL_O_RDONLY | LKL_O_DIRECTORY);
-  if (fd < 0) {
-    ReplyErr(req, fd);
+// Directories are not opened one by one either (see fuse_listings.h):
+// ENOSYS, where the host takes it, tells it to open them without asking
+// from now on, and to send no release. (Older hosts are answered with no
+// handle, which their release gives back.)
+void OpOpendir(fuse_req_t req, fuse_ino_t, struct fuse_file_info *fi) {
+  if (state->no_opendir) {
+    lib->fuse_reply_err(req, ENOSYS);
     return;
   }
-  auto *dir = new DirHandle();
-  dir->fd = fd;
-  {
-    std::lock_guard<std::mutex> hold(state->handles_lock);
-    state->dirs.insert(dir);
-  }
-  fi->fh = reinterpret_cast<uintptr_t>(dir);
+  fi->fh = 0;
   // Listings stay valid until the directory changes through the host.
   fi->cache_readdir = 1;
   fi->keep_cache = 1;
@@ -406,9 +461,9 @@ void OpOpendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 
 // Fills out (size bytes) with entries from off (the cookie of the first),
 // as the kernel's getdents64 gives them, with attributes and a reference
-// each for readdirplus (not for . and ..). The bytes used, or a negative
-// errno if there are none.
-long FillDir(fuse_req_t req, DirHandle *dir, char *out, size_t size, off_t off, bool plus) {
+// each for readdirplus (not for . and ..). The bytes used (0: the listing
+// is at its end), or a negative errno if there are none.
+long FillDir(fuse_req_t req, Listing *dir, char *out, size_t size, off_t off, bool plus) {
   std::lock_guard<std::mutex> hold(dir->lock);
   if (off != dir->pos) {
     long ret = lkl_sys_lseek(dir->fd, off, LKL_SEEK_SET);
@@ -453,39 +508,30 @@ long FillDir(fuse_req_t req, DirHandle *dir, char *out, size_t size, off_t off, 
   return used;
 }
 
-// The reply goes out once the handle is let go: the host may release the
-// directory (and us free the handle) as soon as it has the reply.
-void ReadDir(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi, bool plus) {
+void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus) {
+  std::shared_ptr<Listing> listing;
+  long n = state->listings.Get(&state->inodes, In(ino), &listing);
   std::vector<char> &out = ReadBuffer(size);
-  long n = FillDir(req, reinterpret_cast<DirHandle *>(fi->fh), out.data(), size, off, plus);
+  if (n == 0) n = FillDir(req, listing.get(), out.data(), size, off, plus);
+  if (n == 0) state->listings.Ended(In(ino));
   if (n < 0)
     ReplyErr(req, n);
   else
     lib->fuse_reply_buf(req, out.data(), n);
 }
 
-void OpReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info *fi) {
-  ReadDir(req, size, off, fi, false);
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *) {
+  ReadDir(req, ino, size, off, false);
 }
 
-void OpReaddirplus(fuse_req_t req, fuse_ino_t, size_t size, off_t off, struct fuse_file_info *fi) {
-  ReadDir(req, size, off, fi, true);
+void OpReaddirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *) {
+  ReadDir(req, ino, size, off, true);
 }
 
-void OpReleasedir(fuse_req_t req, fuse_ino_t, struct fuse_file_info *fi) {
-  auto *dir = reinterpret_cast<DirHandle *>(fi->fh);
-  {
-    std::lock_guard<std::mutex> hold(state->handles_lock);
-    state->dirs.erase(dir);
-  }
-  lkl_sys_close(dir->fd);
-  delete dir;
-  lib->fuse_reply_err(req, 0);
-}
-
-void OpFsyncdir(fuse_req_t req, fuse_ino_t, int datasync, struct fuse_file_info *fi) {
-  long fd = reinterpret_cast<DirHandle *>(fi->fh)->fd;
-  ReplyStatus(req, datasync ? lkl_sys_fdatasync(fd) : lkl_sys_fsync(fd));
+void OpFsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *) {
+  Fd dir(ino, Access::kRead);
+  long fd = dir.get();
+  ReplyStatus(req, fd < 0 ? fd : datasync ? lkl_sys_fdatasync(fd) : lkl_sys_fsync(fd));
 }
 
 void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
@@ -508,19 +554,29 @@ void OpStatfs(fuse_req_t req, fuse_ino_t ino) {
   lib->fuse_reply_statfs(req, &st);
 }
 
-// Extended attributes go by the inode's magic link (see MagicLink).
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) {
-  Fd inode(ino);
-  long fd = inode.get();
-  ReplyStatus(req, fd < 0 ? fd : lkl_sys_setxattr(MagicLink(fd).c_str(), name, value, size, flags));
+  long ret = SetXattr(Fd(ino, Access::kRead), name, value, size, flags);
+  if (!strcmp(name, kCaps)) CapsChanged(In(ino));
+  ReplyStatus(req, ret);
 }
 
 // getxattr: the size alone when asked with size 0.
 void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
-  Fd inode(ino);
+  // ENOSYS: the host asks no more, and answers EOPNOTSUPP itself.
+  if (state->no_xattrs) {
+    lib->fuse_reply_err(req, ENOSYS);
+    return;
+  }
+  bool caps = !strcmp(name, kCaps);
+  uint32_t seen = In(ino)->caps;
+  if (caps && (seen & 1)) {
+    lib->fuse_reply_err(req, ENODATA);
+    return;
+  }
   std::vector<char> &buf = ReadBuffer(size);
-  long n = inode.get();
-  if (n >= 0) n = lkl_sys_getxattr(MagicLink(n).c_str(), name, size ? buf.data() : nullptr, size);
+  long n = GetXattr(Fd(ino, Access::kRead), name, size ? buf.data() : nullptr, size);
+  // (Unless it was set or removed meanwhile.)
+  if (caps && n == -LKL_ENODATA) In(ino)->caps.compare_exchange_strong(seen, seen | 1);
   if (n < 0)
     ReplyErr(req, n);
   else if (size == 0)
@@ -529,13 +585,12 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
     lib->fuse_reply_buf(req, buf.data(), n);
 }
 
-// The names of path's attributes that the caller may see: trusted.* are
-// root's (the host checks reads and writes of them; listing is ours).
-long ListXattrs(const std::string &path, bool root, std::string *names) {
+// The names of the inode's attributes that the caller may see: trusted.*
+// are root's (the host checks reads and writes of them; listing is ours).
+long ListXattrs(const Fd &inode, bool root, std::string *names) {
   long n;
   names->resize(4096);
-  while ((n = lkl_sys_listxattr(path.c_str(), names->data(), names->size())) == -LKL_ERANGE)
-    names->resize(names->size() * 4);
+  while ((n = ListXattr(inode, names->data(), names->size())) == -LKL_ERANGE) names->resize(names->size() * 4);
   if (n < 0) return n;
   names->resize(n);
   if (root) return n;
@@ -550,10 +605,8 @@ long ListXattrs(const std::string &path, bool root, std::string *names) {
 }
 
 void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  Fd inode(ino);
   std::string names;
-  long n = inode.get();
-  if (n >= 0) n = ListXattrs(MagicLink(n), lib->fuse_req_ctx(req)->uid == 0, &names);
+  long n = ListXattrs(Fd(ino, Access::kRead), lib->fuse_req_ctx(req)->uid == 0, &names);
   if (n < 0)
     ReplyErr(req, n);
   else if (size == 0)
@@ -565,9 +618,9 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
-  Fd inode(ino);
-  long fd = inode.get();
-  ReplyStatus(req, fd < 0 ? fd : lkl_sys_removexattr(MagicLink(fd).c_str(), name));
+  long ret = RemoveXattr(Fd(ino, Access::kRead), name);
+  if (!strcmp(name, kCaps)) CapsChanged(In(ino));
+  ReplyStatus(req, ret);
 }
 
 struct fuse_lowlevel_ops MakeOperations() {
@@ -586,9 +639,9 @@ struct fuse_lowlevel_ops MakeOperations() {
   ops.unlink = OpUnlink;
   ops.rmdir = OpRmdir;
   ops.rename = OpRename;
-  // No release or flush: the host does without them (see OpInit).
+  // No create, flush or release (of files or directories): the host does
+  // without them (see OpOpen and OpOpendir).
   ops.open = OpOpen;
-  ops.create = OpCreate;
   ops.read = OpRead;
   ops.write = OpWrite;
   ops.fsync = OpFsync;
@@ -598,7 +651,6 @@ struct fuse_lowlevel_ops MakeOperations() {
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
   ops.readdirplus = OpReaddirplus;
-  ops.releasedir = OpReleasedir;
   ops.fsyncdir = OpFsyncdir;
   ops.statfs = OpStatfs;
   ops.setxattr = OpSetxattr;
@@ -626,12 +678,7 @@ long PrepareFuseThread() {
 }
 
 void CloseFuseHandles(FuseState *s) {
-  std::lock_guard<std::mutex> hold(s->handles_lock);
-  for (DirHandle *dir : s->dirs) {
-    lkl_sys_close(dir->fd);
-    delete dir;
-  }
-  s->dirs.clear();
+  s->listings.Clear();
   s->inodes.Clear();
 }
 

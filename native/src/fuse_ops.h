@@ -5,23 +5,25 @@
 
 #include "fuse_inodes.h"
 #include "fuse_lib.h"
+#include "fuse_listings.h"
 
-#include <mutex>
-#include <set>
+#include <atomic>
 
 namespace lklfs {
-
-struct DirHandle;
 
 // What the operations of one mount share.
 struct FuseState {
   const FuseLib *lib;
   Inodes inodes;
-  // Open directories, closed when the mount ends (the host sends no
-  // release for them once its connection is gone).
-  std::mutex handles_lock;
-  std::set<DirHandle *> dirs;
+  Listings listings;
+  // The host opens directories without a request (Linux 5.1 and later).
+  std::atomic<bool> no_opendir{false};
+  // The filesystem keeps no extended attributes at all (vfat, exfat...).
+  std::atomic<bool> no_xattrs{false};
 };
+
+// The most a read or a write request carries (max_write, max_readahead).
+constexpr unsigned kMaxTransfer = 1 << 20;
 
 // The operations, working on state (one mount per process).
 const struct fuse_lowlevel_ops &FuseOperations(FuseState *state);
@@ -31,7 +33,7 @@ const struct fuse_lowlevel_ops &FuseOperations(FuseState *state);
 // 0 or a negative errno.
 long PrepareFuseThread();
 
-// Closes the directories the host left open and lets go of every inode.
+// Closes the listings left open and lets go of every inode.
 void CloseFuseHandles(FuseState *state);
 
 }  // namespace lklfs

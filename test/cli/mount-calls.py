@@ -79,6 +79,60 @@ open(path('times'), 'w').close()
 os.utime(path('times'), ns=(1234567890123456789, 1234567890123456789))
 out['mtimeNs'] = str(os.stat(path('times')).st_mtime_ns)
 
+# security.capability: absent on a new file, there once set, dropped by a
+# write (the host asks before every write; the daemon remembers absences).
+CAPS = 'security.capability'
+
+
+def caps(name):
+    try:
+        return os.getxattr(path(name), CAPS).hex()
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+
+open(path('capped'), 'w').close()
+out['caps'] = [caps('capped')]
+os.setxattr(path('capped'), CAPS, bytes.fromhex('0100000200200000000000000000000000000000'))
+out['caps'].append(caps('capped'))
+with open(path('capped'), 'a') as f:
+    f.write('x')
+out['caps'].append(caps('capped'))
+
+# More files than the daemon keeps open (512), each written, then read
+# back in the other order with the host's cached copy dropped first.
+os.mkdir(path('many'))
+for i in range(600):
+    with open(path(f'many/f{i}'), 'wb') as f:
+        f.write(b'%d\n' % i * 50)
+unread = []
+for i in reversed(range(600)):
+    fd = os.open(path(f'many/f{i}'), os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    if os.read(fd, 1 << 16) != b'%d\n' % i * 50:
+        unread.append(i)
+    os.close(fd)
+out['manyFilesWrong'] = unread
+
+# Listings side by side, more of them than the daemon keeps open (16),
+# each long enough to take several requests: every one complete.
+names = [f'{i:03d}' + 'n' * 100 for i in range(200)]
+for d in range(20):
+    os.mkdir(path(f'list{d}'))
+    for name in names:
+        open(path(f'list{d}/{name}'), 'w').close()
+listings = [os.scandir(path(f'list{d}')) for d in range(20)]
+seen = [[] for _ in listings]
+going = set(range(20))
+while going:
+    for d in sorted(going):
+        entry = next(listings[d], None)
+        if entry is None:
+            going.discard(d)
+        else:
+            seen[d].append(entry.name)
+out['listingsIncomplete'] = [d for d in range(20) if sorted(seen[d]) != names]
+
 # (Before the next file, which is freed only once the host forgets it.)
 st = os.statvfs(root)
 out['statfs'] = {'frsize': st.f_frsize, 'bfree': st.f_bfree, 'files': st.f_files, 'ffree': st.f_ffree}

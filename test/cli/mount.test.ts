@@ -163,7 +163,7 @@ describeFuse(`lklfs mount${unavailable ? ` (skipped: ${unavailable})` : ''}`, ()
   );
 
   need('mkfs.ext4', 'e2fsck', 'python3')(
-    'the calls tools rarely make: holes (SEEK_DATA/SEEK_HOLE, fallocate), rename flags, xattrs on symlinks, a file unlinked while open, statfs, nanosecond times',
+    'the calls tools rarely make: holes (SEEK_DATA/SEEK_HOLE, fallocate), rename flags, xattrs on symlinks, capabilities dropped by a write, more files than the daemon keeps open, listings side by side, a file unlinked while open, statfs, nanosecond times',
     () =>
       withMounts('mount-calls', (dir) => {
         const img = image(dir, 'ext4.img', 128, ['mkfs.ext4', '-q', '-F', '-b', '4096']);
@@ -184,6 +184,9 @@ describeFuse(`lklfs mount${unavailable ? ` (skipped: ${unavailable})` : ''}`, ()
           symlinkXattr: 'value',
           userXattrOnSymlink: 'EPERM',
           mtimeNs: '1234567890123456789',
+          caps: ['ENODATA', '0100000200200000000000000000000000000000', 'ENODATA'],
+          manyFilesWrong: [],
+          listingsIncomplete: [],
           unlinkedOpen: ['still here!', 0],
           statfs: expect.anything(),
         });
