@@ -36,8 +36,8 @@
 
 #include "args.h"
 #include "copy.h"
+#include "copy_job.h"
 #include "exports.h"
-#include "queue.h"
 #include "tar_in_reader.h"
 
 namespace lklfs {
@@ -57,10 +57,9 @@ constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
 
 const std::string kWhiteout = ".wh.";
 
-enum class Action { None, Retry, Merge, Skip };
-
-struct Resume {
-  Action action = Action::None;
+// The engine's answer to where the last step stopped.
+struct ResumeArgs {
+  Resume action = Resume::None;
   // A directory the engine found or made for a key.
   bool has_dir = false;
   std::string dir_key, dir_kernel;
@@ -69,10 +68,6 @@ struct Resume {
   // The ACLs of the entry stopped at, from their text.
   bool has_acl = false;
   Xattrs acl;
-};
-
-struct Totals {
-  int64_t entries = 0, files = 0, bytes = 0, hardlinks = 0;
 };
 
 struct Warning {
@@ -160,7 +155,7 @@ class Writer {
     Track("", dest_, nullptr, &unused);
   }
 
-  void Step(TarReader *reader, Resume &resume, StepResult *r) {
+  void Step(TarReader *reader, ResumeArgs &resume, StepResult *r) {
     if (resume.has_dir && !Track(resume.dir_key, resume.dir_kernel, nullptr, r)) return;
     for (auto &key : resume.forget) Forget(key);
     if (resume.has_acl) {
@@ -188,7 +183,7 @@ class Writer {
         Release();
         break;
       }
-      resume.action = Action::None;
+      resume.action = Resume::None;
       acl_ready_ = false;
       entries++;
       bytes += length;
@@ -227,7 +222,7 @@ class Writer {
   }
 
   // One entry; false: stopped (r says where).
-  bool Apply(const TarItem &e, Action action, StepResult *r) {
+  bool Apply(const TarItem &e, Resume action, StepResult *r) {
     switch (e.kind) {
       case TarItem::Failed: {
         StepResult scratch;
@@ -259,7 +254,7 @@ class Writer {
       return true;
     }
     if (opts_.whiteouts && p.base.rfind(kWhiteout, 0) == 0) {
-      if (action == Action::Skip) return LeaveOut(e);
+      if (action == Resume::Skip) return LeaveOut(e);
       auto at = dirs_.find(p.parent);
       r->whiteout = true;
       r->whiteout_key = p.parent;
@@ -287,7 +282,7 @@ class Writer {
     } else if (!AclReady(e, path, r)) {
       return false;
     }
-    if (action == Action::Skip) {
+    if (action == Resume::Skip) {
       // Refused by the filesystem (the engine warned): counted, left out.
       totals_.entries++;
       if (e.kind == TarItem::Link) totals_.hardlinks++;
@@ -299,7 +294,7 @@ class Writer {
     long ret;
     switch (e.kind) {
       case TarItem::Dir: {
-        if (action != Action::Merge && (ret = lkl_sys_mkdirat(dir_fd_, name, 0700)) < 0)
+        if (action != Resume::Merge && (ret = lkl_sys_mkdirat(dir_fd_, name, 0700)) < 0)
           return Stop(r, ret, "mkdir", path, true, S_IFDIR | e.mode);
         Meta meta = MetaOf(e);
         if (!Track(p.key, path, &meta, r)) return false;
@@ -582,21 +577,8 @@ Napi::Object ResultObject(Napi::Env env, const StepResult &r) {
     return a;
   };
   Napi::Object o = Napi::Object::New(env);
-  Napi::Object totals = Napi::Object::New(env);
-  totals.Set("entries", Napi::Number::New(env, r.totals.entries));
-  totals.Set("files", Napi::Number::New(env, r.totals.files));
-  totals.Set("bytes", Napi::Number::New(env, r.totals.bytes));
-  totals.Set("hardlinks", Napi::Number::New(env, r.totals.hardlinks));
-  o.Set("totals", totals);
-  Napi::Array warnings = Napi::Array::New(env, r.warnings.size());
-  for (size_t i = 0; i < r.warnings.size(); i++) {
-    Napi::Array w = Napi::Array::New(env, 3);
-    w.Set(0u, r.warnings[i].what);
-    w.Set(1u, buffer(r.warnings[i].path));
-    w.Set(2u, Napi::Number::New(env, r.warnings[i].err));
-    warnings.Set(i, w);
-  }
-  o.Set("warnings", warnings);
+  o.Set("totals", TotalsObject(env, r.totals));
+  o.Set("warnings", WarningsArray(env, r.warnings));
   Napi::Array types = Napi::Array::New(env, r.types.size());
   for (size_t i = 0; i < r.types.size(); i++) {
     Napi::Array t = Napi::Array::New(env, 2);
@@ -645,17 +627,12 @@ Napi::Object ResultObject(Napi::Env env, const StepResult &r) {
   return o;
 }
 
-Resume ResumeArg(Napi::Env env, Napi::Value v) {
-  Resume resume;
+ResumeArgs ResumeArg(Napi::Env env, Napi::Value v) {
+  ResumeArgs resume;
   if (v.IsUndefined()) return resume;
   if (!v.IsObject()) throw Napi::TypeError::New(env, "resume must be an object");
   auto o = v.As<Napi::Object>();
-  Napi::Value action = o.Get("action");
-  if (action.IsString()) {
-    std::string s = action.As<Napi::String>().Utf8Value();
-    resume.action = s == "retry" ? Action::Retry : s == "merge" ? Action::Merge : s == "skip" ? Action::Skip : Action::None;
-    if (resume.action == Action::None) throw Napi::TypeError::New(env, "action must be retry, merge or skip");
-  }
+  resume.action = ResumeValue(env, o.Get("action"), "action");
   Napi::Value dir = o.Get("dir");
   if (dir.IsArray()) {
     auto pair = dir.As<Napi::Array>();
@@ -713,44 +690,27 @@ class TarCopyIn : public Napi::ObjectWrap<TarCopyIn> {
  private:
   // step(resume?) -> the next entries unpacked (see src/kernel/binding.ts).
   Napi::Value Step(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    auto resume = std::make_shared<Resume>(ResumeArg(env, info[0]));
-    auto job = Busy(env);
+    auto resume = std::make_shared<ResumeArgs>(ResumeArg(info.Env(), info[0]));
     auto r = std::make_shared<StepResult>();
-    return Submit(
-        env, "copy", "",
-        [job, resume, r]() -> long {
-          if (job->reader) job->writer.Step(job->reader.get(), *resume, r.get());
+    return RunCopyJob<Job>(
+        info.Env(), "TarCopyIn", "copy", job_,
+        [resume, r](Job &job) {
+          if (job.reader) job.writer.Step(job.reader.get(), *resume, r.get());
           else r->done = true;
-          return 0;
         },
-        [job, r](Napi::Env env, long) {
-          job->busy = false;
-          return ResultObject(env, *r);
-        });
+        [r](Napi::Env env) { return ResultObject(env, *r); });
   }
 
   // close(): the reading stopped (a decompressor too), what is open
   // closed. Always called.
   Napi::Value Close(const Napi::CallbackInfo &info) {
-    auto job = Busy(info.Env());
-    return Submit(
-        info.Env(), "close", "",
-        [job]() -> long {
-          job->reader.reset();
-          job->writer.Close();
-          return 0;
+    return RunCopyJob<Job>(
+        info.Env(), "TarCopyIn", "close", job_,
+        [](Job &job) {
+          job.reader.reset();
+          job.writer.Close();
         },
-        [job](Napi::Env env, long) {
-          job->busy = false;
-          return env.Undefined();
-        });
-  }
-
-  std::shared_ptr<Job> Busy(Napi::Env env) {
-    if (job_->busy) throw Napi::Error::New(env, "TarCopyIn: one step at a time");
-    job_->busy = true;
-    return job_;
+        [](Napi::Env env) { return env.Undefined(); });
   }
 
   std::shared_ptr<Job> job_;

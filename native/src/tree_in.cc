@@ -31,8 +31,8 @@
 
 #include "args.h"
 #include "copy.h"
+#include "copy_job.h"
 #include "exports.h"
-#include "queue.h"
 #include "tree_reader.h"
 
 namespace lklfs {
@@ -44,12 +44,6 @@ constexpr int64_t kStepBytes = 64 << 20;
 
 constexpr long kCwd = LKL_AT_FDCWD;
 constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
-
-enum class Resume { None, Retry, Merge, Skip };
-
-struct Totals {
-  int64_t entries = 0, files = 0, bytes = 0, hardlinks = 0;
-};
 
 // Metadata a filesystem did not take: "owner", "mode", ...
 struct Warning {
@@ -368,21 +362,8 @@ struct Job {
 Napi::Object ResultObject(Napi::Env env, const StepResult &r) {
   auto buffer = [&](const std::string &s) { return Napi::Buffer<char>::Copy(env, s.data(), s.size()); };
   Napi::Object o = Napi::Object::New(env);
-  Napi::Object totals = Napi::Object::New(env);
-  totals.Set("entries", Napi::Number::New(env, r.totals.entries));
-  totals.Set("files", Napi::Number::New(env, r.totals.files));
-  totals.Set("bytes", Napi::Number::New(env, r.totals.bytes));
-  totals.Set("hardlinks", Napi::Number::New(env, r.totals.hardlinks));
-  o.Set("totals", totals);
-  Napi::Array warnings = Napi::Array::New(env, r.warnings.size());
-  for (size_t i = 0; i < r.warnings.size(); i++) {
-    Napi::Array w = Napi::Array::New(env, 3);
-    w.Set(0u, r.warnings[i].what);
-    w.Set(1u, buffer(r.warnings[i].path));
-    w.Set(2u, Napi::Number::New(env, r.warnings[i].err));
-    warnings.Set(i, w);
-  }
-  o.Set("warnings", warnings);
+  o.Set("totals", TotalsObject(env, r.totals));
+  o.Set("warnings", WarningsArray(env, r.warnings));
   Napi::Array created = Napi::Array::New(env, r.created.size());
   for (size_t i = 0; i < r.created.size(); i++) created.Set(i, buffer(r.created[i]));
   o.Set("created", created);
@@ -446,48 +427,26 @@ class TreeCopyIn : public Napi::ObjectWrap<TreeCopyIn> {
   // done, taken, stop? }: the next entries copied; resume is what to do
   // with the entry the last step stopped at.
   Napi::Value Step(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    Resume resume = Resume::None;
-    if (info[0].IsString()) {
-      std::string s = info[0].As<Napi::String>().Utf8Value();
-      resume = s == "retry" ? Resume::Retry : s == "merge" ? Resume::Merge : s == "skip" ? Resume::Skip : Resume::None;
-      if (resume == Resume::None) throw Napi::TypeError::New(env, "resume must be retry, merge or skip");
-    }
-    auto job = Busy(env);
+    Resume resume = ResumeValue(info.Env(), info[0], "resume");
     auto r = std::make_shared<StepResult>();
-    return Submit(
-        env, "copy", "",
-        [job, resume, r]() -> long {
-          if (job->reader) job->writer.Step(job->reader.get(), resume, r.get());
+    return RunCopyJob<Job>(
+        info.Env(), "TreeCopyIn", "copy", job_,
+        [resume, r](Job &job) {
+          if (job.reader) job.writer.Step(job.reader.get(), resume, r.get());
           else r->done = true;
-          return 0;
         },
-        [job, r](Napi::Env env, long) {
-          job->busy = false;
-          return ResultObject(env, *r);
-        });
+        [r](Napi::Env env) { return ResultObject(env, *r); });
   }
 
   // close(): the walk stopped, what is still open closed. Always called.
   Napi::Value Close(const Napi::CallbackInfo &info) {
-    auto job = Busy(info.Env());
-    return Submit(
-        info.Env(), "close", "",
-        [job]() -> long {
-          job->reader.reset();
-          job->writer.Close();
-          return 0;
+    return RunCopyJob<Job>(
+        info.Env(), "TreeCopyIn", "close", job_,
+        [](Job &job) {
+          job.reader.reset();
+          job.writer.Close();
         },
-        [job](Napi::Env env, long) {
-          job->busy = false;
-          return env.Undefined();
-        });
-  }
-
-  std::shared_ptr<Job> Busy(Napi::Env env) {
-    if (job_->busy) throw Napi::Error::New(env, "TreeCopyIn: one step at a time");
-    job_->busy = true;
-    return job_;
+        [](Napi::Env env) { return env.Undefined(); });
   }
 
   std::shared_ptr<Job> job_;

@@ -43,6 +43,7 @@
 
 #include "args.h"
 #include "copy.h"
+#include "copy_job.h"
 #include "exports.h"
 #include "queue.h"
 #include "xattrs.h"
@@ -56,12 +57,6 @@ constexpr int64_t kStepBytes = 64 << 20;
 
 constexpr long kCwd = LKL_AT_FDCWD;
 constexpr long kNoFollow = LKL_AT_SYMLINK_NOFOLLOW;
-
-enum class Resume { None, Retry, Merge, Skip };
-
-struct Totals {
-  int64_t entries = 0, files = 0, bytes = 0, hardlinks = 0;
-};
 
 // Metadata the host did not take: "owner", "mode", ...; seq: its entry's
 // place in the walk, so that warnings from both threads come in walk order.
@@ -611,21 +606,8 @@ struct Job {
 Napi::Object ResultObject(Napi::Env env, const StepResult &r) {
   auto buffer = [&](const std::string &s) { return Napi::Buffer<char>::Copy(env, s.data(), s.size()); };
   Napi::Object o = Napi::Object::New(env);
-  Napi::Object totals = Napi::Object::New(env);
-  totals.Set("entries", Napi::Number::New(env, r.totals.entries));
-  totals.Set("files", Napi::Number::New(env, r.totals.files));
-  totals.Set("bytes", Napi::Number::New(env, r.totals.bytes));
-  totals.Set("hardlinks", Napi::Number::New(env, r.totals.hardlinks));
-  o.Set("totals", totals);
-  Napi::Array warnings = Napi::Array::New(env, r.warnings.size());
-  for (size_t i = 0; i < r.warnings.size(); i++) {
-    Napi::Array w = Napi::Array::New(env, 3);
-    w.Set(0u, r.warnings[i].what);
-    w.Set(1u, buffer(r.warnings[i].path));
-    w.Set(2u, Napi::Number::New(env, r.warnings[i].err));
-    warnings.Set(i, w);
-  }
-  o.Set("warnings", warnings);
+  o.Set("totals", TotalsObject(env, r.totals));
+  o.Set("warnings", WarningsArray(env, r.warnings));
   Napi::Array skipped = Napi::Array::New(env, r.skipped.size());
   for (size_t i = 0; i < r.skipped.size(); i++) {
     Napi::Array s = Napi::Array::New(env, 2);
@@ -684,46 +666,18 @@ class TreeCopyOut : public Napi::ObjectWrap<TreeCopyOut> {
   // skipped: [[mode, kernelPath]], done, stop? }: the next entries copied;
   // resume is what to do with the entry the last step stopped at.
   Napi::Value Step(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    Resume resume = Resume::None;
-    if (info[0].IsString()) {
-      std::string s = info[0].As<Napi::String>().Utf8Value();
-      resume = s == "retry" ? Resume::Retry : s == "merge" ? Resume::Merge : s == "skip" ? Resume::Skip : Resume::None;
-      if (resume == Resume::None) throw Napi::TypeError::New(env, "resume must be retry, merge or skip");
-    }
-    auto job = Busy(env);
+    Resume resume = ResumeValue(info.Env(), info[0], "resume");
     auto r = std::make_shared<StepResult>();
-    return Submit(
-        env, "copy", "",
-        [job, resume, r]() -> long {
-          job->walker.Step(resume, r.get());
-          return 0;
-        },
-        [job, r](Napi::Env env, long) {
-          job->busy = false;
-          return ResultObject(env, *r);
-        });
+    return RunCopyJob<Job>(
+        info.Env(), "TreeCopyOut", "copy", job_, [resume, r](Job &job) { job.walker.Step(resume, r.get()); },
+        [r](Napi::Env env) { return ResultObject(env, *r); });
   }
 
   // close(): what is still open closed. Always called.
   Napi::Value Close(const Napi::CallbackInfo &info) {
-    auto job = Busy(info.Env());
-    return Submit(
-        info.Env(), "close", "",
-        [job]() -> long {
-          job->walker.Close();
-          return 0;
-        },
-        [job](Napi::Env env, long) {
-          job->busy = false;
-          return env.Undefined();
-        });
-  }
-
-  std::shared_ptr<Job> Busy(Napi::Env env) {
-    if (job_->busy) throw Napi::Error::New(env, "TreeCopyOut: one step at a time");
-    job_->busy = true;
-    return job_;
+    return RunCopyJob<Job>(
+        info.Env(), "TreeCopyOut", "close", job_, [](Job &job) { job.walker.Close(); },
+        [](Napi::Env env) { return env.Undefined(); });
   }
 
   std::shared_ptr<Job> job_;
