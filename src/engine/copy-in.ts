@@ -13,12 +13,12 @@
 import { lstat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { getSystemErrorName } from 'node:util';
-import { errnoError, isSystemError, type TreeResume, type TreeStep } from '../kernel/binding.js';
+import { isSystemError, type TreeResume, type TreeStep } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { UsageError } from '../errors.js';
-import { KIND_NAMES, kindOf, type FileKind } from './modes.js';
+import { kindOf, type FileKind } from './modes.js';
 import { resolve } from './walk-image.js';
-import { clearTheWay } from './steps.js';
+import { settleInImage } from './steps.js';
 import { MetadataWarnings } from './warnings.js';
 
 export interface CopyInOptions {
@@ -52,8 +52,6 @@ export interface CopyTotals {
   hardlinks: number;
 }
 
-const EPERM = -1;
-const EEXIST = -17;
 const ENOSPC = -28;
 
 const slash = Buffer.from('/');
@@ -107,29 +105,17 @@ class CopyIn {
   }
 
   /**
-   * Where a step stopped: an entry in the way is replaced, or merged into
-   * when both are directories (see clearTheWay); what the filesystem cannot
-   * hold at all (symlinks, device nodes, fifos or hard links on FAT) is
-   * left out, one warning per kind; a full filesystem (ENOSPC) is given
-   * room by opts.full (which grows the image) and the call that failed is
-   * tried again, the copy going on where it stopped; anything else fails
-   * the copy.
+   * Where a step stopped: a full filesystem (ENOSPC) is given room by
+   * opts.full (which grows the image) and the call that failed is tried
+   * again, the copy going on where it stopped; the rest as settleInImage
+   * decides (an entry in the way, what the filesystem cannot hold).
    */
   private async settle(stop: NonNullable<TreeStep['stop']>, taken: number): Promise<TreeResume> {
     if (stop.errno === ENOSPC && !stop.host && this.opts.full) {
       this.fullAttempts = taken === 0 ? this.fullAttempts + 1 : 1;
       if (await this.opts.full(this.totals.bytes, stop.bytes, this.fullAttempts)) return 'retry';
     } else this.fullAttempts = 0;
-    const coming = kindOf(stop.mode);
-    if (stop.create && stop.errno === EEXIST) {
-      const cleared = await clearTheWay(this.mount, stop.path, coming).catch((e: unknown) => Promise.reject(this.mount.explain(e)));
-      return cleared === 'merged' ? 'merge' : 'retry';
-    }
-    if (stop.create && stop.errno === EPERM && coming !== 'dir' && (coming !== 'file' || stop.syscall === 'link')) {
-      this.warnings.add(stop.syscall === 'link' ? 'hard link' : KIND_NAMES[coming], this.show(stop.path), 'EPERM');
-      return 'skip';
-    }
-    throw this.mount.explain(errnoError(stop.errno, stop.syscall, stop.path.toString()));
+    return settleInImage(this.mount, stop, this.warnings);
   }
 
   private show(kernelPath: Buffer): string {

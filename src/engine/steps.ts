@@ -2,9 +2,14 @@
  * What a copy does about an entry already where it goes, as cp -a
  * decides (cptofs, cpfromfs and tar2fs alike).
  */
+import { errnoError } from '../kernel/binding.js';
 import type { Mount } from '../kernel/kernel.js';
 import { LklfsError } from '../errors.js';
-import { kindOf, type FileKind } from './modes.js';
+import { KIND_NAMES, kindOf, type FileKind } from './modes.js';
+import type { MetadataWarnings } from './warnings.js';
+
+const EPERM = -1;
+const EEXIST = -17;
 
 /**
  * A directory onto a directory merges, any other non-directory is
@@ -28,4 +33,33 @@ export async function clearTheWay(mount: Mount, at: Buffer, coming: FileKind): P
   if (inTheWay(there, coming, `${mount.image}:${mount.imagePath(at).toString()}`) === 'merge') return 'merged';
   await native.unlink(at);
   return 'removed';
+}
+
+/** Where a step into the image stopped, as TreeCopyIn and TarCopyIn report it. */
+export interface ImageStop {
+  errno: number;
+  syscall: string;
+  path: Buffer;
+  create: boolean;
+  mode: number;
+}
+
+/**
+ * What to do about a call into the image that failed (cptofs, tar2fs):
+ * an entry in the way is replaced, or merged into when both are
+ * directories (see clearTheWay); what the filesystem cannot hold at all
+ * (symlinks, device nodes, fifos or hard links on FAT) is left out, one
+ * warning per kind; anything else fails the job.
+ */
+export async function settleInImage(mount: Mount, stop: ImageStop, warnings: MetadataWarnings): Promise<'merge' | 'retry' | 'skip'> {
+  const coming = kindOf(stop.mode);
+  if (stop.create && stop.errno === EEXIST) {
+    const cleared = await clearTheWay(mount, stop.path, coming).catch((e: unknown) => Promise.reject(mount.explain(e)));
+    return cleared === 'merged' ? 'merge' : 'retry';
+  }
+  if (stop.create && stop.errno === EPERM && coming !== 'dir' && (coming !== 'file' || stop.syscall === 'link')) {
+    warnings.add(stop.syscall === 'link' ? 'hard link' : KIND_NAMES[coming], mount.imagePath(stop.path).toString(), 'EPERM');
+    return 'skip';
+  }
+  throw mount.explain(errnoError(stop.errno, stop.syscall, stop.path.toString()));
 }

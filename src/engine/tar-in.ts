@@ -24,7 +24,7 @@ import type { Mount } from '../kernel/kernel.js';
 import { LklfsError, UsageError } from '../errors.js';
 import { KIND_NAMES, kindOf, type FileKind } from './modes.js';
 import { aclFromText, hostIdLookup } from './posix-acl.js';
-import { clearTheWay } from './steps.js';
+import { settleInImage } from './steps.js';
 import { resolve } from './walk-image.js';
 import { MetadataWarnings } from './warnings.js';
 
@@ -62,8 +62,6 @@ export interface TarInTotals {
 /** Unlinks per batch, removing a whited-out directory. */
 const BATCH_ENTRIES = 256;
 
-const EPERM = -1;
-const EEXIST = -17;
 const OPAQUE = '.wh..wh..opq';
 const WHITEOUT = '.wh.';
 const slash = Buffer.from('/');
@@ -146,27 +144,8 @@ class TarIn {
     if (step.parent) return { dir: [step.parent, await this.parent(step.parent.toString('latin1'))] };
     if (step.whiteout) return this.whiteout(step.whiteout);
     if (step.acl) return { acl: this.acls(step.acl) };
-    if (step.stop) return { action: await this.inTheWay(step.stop) };
+    if (step.stop) return { action: await settleInImage(this.mount, step.stop, this.warnings) };
     return undefined;
-  }
-
-  /**
-   * A call that failed: an entry in the way is replaced, or merged into
-   * when both are directories (see clearTheWay); what the filesystem
-   * cannot hold at all (symlinks, device nodes, fifos or hard links on
-   * FAT) is left out, one warning per kind; anything else fails the job.
-   */
-  private async inTheWay(stop: NonNullable<TarStep['stop']>): Promise<'merge' | 'retry' | 'skip'> {
-    const coming = kindOf(stop.mode);
-    if (stop.create && stop.errno === EEXIST) {
-      const cleared = await clearTheWay(this.mount, stop.path, coming).catch((e: unknown) => Promise.reject(this.mount.explain(e)));
-      return cleared === 'merged' ? 'merge' : 'retry';
-    }
-    if (stop.create && stop.errno === EPERM && coming !== 'dir' && (coming !== 'file' || stop.syscall === 'link')) {
-      this.warnings.add(stop.syscall === 'link' ? 'hard link' : KIND_NAMES[coming], this.show(stop.path), 'EPERM');
-      return 'skip';
-    }
-    throw this.mount.explain(errnoError(stop.errno, stop.syscall, stop.path.toString()));
   }
 
   /** The ACL text of an entry as the attributes the kernel stores; what is no valid ACL is a warning. */
