@@ -14,7 +14,7 @@ import { fuseUnavailable } from './fuse.js';
 import { isRoot } from './rich-tree.js';
 
 const NOBODY = 65534;
-const asNobody = ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--'];
+const SETPRIV = [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--'];
 const lklfs = [process.execPath, join(repoRoot, 'bin/run.js')];
 
 function whyNot(): string | undefined {
@@ -22,19 +22,18 @@ function whyNot(): string | undefined {
   if (fuse) return fuse;
   if (!isRoot) return 'the test runs as root to become user nobody';
   if (!haveTool('setpriv') || !haveTool('setfacl')) return 'needs setpriv and setfacl';
-  if (spawnSync(asNobody[0] as string, [...asNobody.slice(1), 'test', '-r', lklfs[1] as string]).status !== 0)
-    return 'user nobody cannot read the checkout';
+  if (nobody(['test', '-r', lklfs[1] as string]).status !== 0) return 'user nobody cannot read the checkout';
   return undefined;
 }
 
 const why = whyNot();
 
-/** Runs as user nobody; the output of a failure in the error. */
-function nobody(cmd: string[], dir: string) {
-  const r = spawnSync(asNobody[0] as string, [...asNobody.slice(1), ...cmd], { encoding: 'utf8', cwd: dir, env: { ...process.env, HOME: dir } });
-  return r;
+/** Runs cmd as user nobody in dir (its HOME too). */
+function nobody(cmd: string[], dir = repoRoot) {
+  return spawnSync('setpriv', [...SETPRIV, ...cmd], { encoding: 'utf8', cwd: dir, env: { ...process.env, HOME: dir } });
 }
 
+/** Runs cmd as user nobody; its stdout, or a failure with its output. */
 function nobodyOk(cmd: string[], dir: string): string {
   const r = nobody(cmd, dir);
   if (r.status !== 0) throw new Error(`${cmd.join(' ')} as nobody: exit ${r.status}\n${r.stdout}${r.stderr}`);
@@ -46,8 +45,7 @@ const fuseAclBefore = why ? '' : fuseAcl();
 
 /** Lets nobody open /dev/fuse while fn runs, if it cannot already. */
 function withFuseForNobody<T>(fn: () => T): T {
-  const already = spawnSync(asNobody[0] as string, [...asNobody.slice(1), 'test', '-r', '/dev/fuse', '-a', '-w', '/dev/fuse']).status === 0;
-  if (already) return fn();
+  if (nobody(['test', '-r', '/dev/fuse', '-a', '-w', '/dev/fuse']).status === 0) return fn();
   const hadAcl = sh('getfacl', ['-cs', '/dev/fuse']).stdout !== '';
   sh('setfacl', ['-m', `u:${NOBODY}:rw`, '/dev/fuse']);
   try {
