@@ -11,11 +11,20 @@ import { inScratch, repoRoot, sh } from '../kernel/harness.js';
 
 const ESC = '\x1b';
 
+// A person's terminal: the spinner library stays quiet under CI=… or
+// TERM=dumb (as a CI runner may set), which is not what is tested here.
+function personsEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm' };
+  delete env.CI;
+  return env;
+}
+
 function underTerminal(columns: number, command: string): { status: number | null; out: string } {
   // stty sizes the pseudo-terminal script(1) made before lklfs starts.
   const r = spawnSync('script', ['-qec', `stty cols ${columns} rows 24; exec ${command}`, '/dev/null'], {
     encoding: 'utf8',
     timeout: 120_000,
+    env: personsEnv(),
   });
   if (r.error) throw r.error;
   return { status: r.status, out: r.stdout };
