@@ -3,74 +3,43 @@
 // from an ext4 image by lklfs and from the host's filesystem by
 // `tar --format=posix --xattrs --acls`, both into a file in the same
 // directory, both with the tree (and the image) in the host's page cache,
-// each after a sync. Prints one JSON object: medians (seconds), the ratio (ours / tar, lower
-// is better) and peak RSS (MiB) of each.
+// each after a sync and on memory the host backs (measure.mjs). Prints
+// one JSON object: medians (seconds), the ratio (ours / tar, lower is
+// better) and peak RSS (MiB) of each.
 //
 // The tree: a generated rootfs-like one (BENCH_ENTRIES entries, default
 // 21,000: small files, a few large, symlinks, hard links, xattrs, ACLs),
 // or BENCH_TREE=/usr/share (any existing directory; only read). The image
 // is made by mkfs.ext4 -d, outside both timings. BENCH_RUNS (3),
 // BENCH_DIR (os.tmpdir()), BENCH_LKLFS (another build's bin/run.js to time).
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { envInt, lklfs, log, median, round, sh, timed } from './measure.mjs';
 import { makeRootfsTree } from './rootfs-tree.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const num = (name, def) => {
-	const v = Number(process.env[name] ?? def);
-	if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
-	return v;
-};
-const runs = num('BENCH_RUNS', 3);
-const log = (m) => process.stderr.write(`bench: ${m}\n`);
-
+const runs = envInt('BENCH_RUNS', 3);
 const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'lklfs-bench-fs2tar-'));
 process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
-const sh = (cmd, args) => {
-	const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
-	if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
-	return r.stdout;
-};
-
-// Wall seconds and peak RSS (MiB) under GNU time, after a sync: the
-// archive the job before wrote is not still being flushed during this one.
-function timed(cmd, args) {
-	sh('sync', []);
-	const r = spawnSync('/usr/bin/time', ['-f', '%e %M', cmd, ...args], { encoding: 'utf8', maxBuffer: 1 << 26 });
-	const m = /([\d.]+) (\d+)\s*$/.exec(r.stderr);
-	// GNU tar exits 1 when a file changed while read: a real tree (BENCH_TREE) may do that.
-	if (!m || (r.status !== 0 && !(cmd === 'tar' && r.status === 1))) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
-	return { s: Number(m[1]), mib: Number(m[2]) / 1024 };
-}
-
-const median = (xs) => {
-	const s = [...xs].sort((a, b) => a - b);
-	return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const round = (x) => Number(x.toFixed(3));
-
 const given = process.env.BENCH_TREE;
 const tree = given ? path.resolve(given) : path.join(work, 'tree');
-if (!given) makeRootfsTree(tree, num('BENCH_ENTRIES', 21000));
-const entries = Number(sh('sh', ['-c', 'find "$1" | wc -l', 'find', tree]).trim());
-const kib = Number(sh('du', ['-sk', '--apparent-size', tree]).split('\t')[0]);
+if (!given) makeRootfsTree(tree, envInt('BENCH_ENTRIES', 21000));
+const entries = Number(sh(['sh', '-c', 'find "$1" | wc -l', 'find', tree]).trim());
+const kib = Number(sh(['du', '-sk', '--apparent-size', tree]).split('\t')[0]);
 const imageMiB = Math.ceil((kib * 1.3) / 1024) + 128;
 const img = path.join(work, 'fs.img');
-sh('truncate', ['-s', `${imageMiB}M`, img]);
-sh('mkfs.ext4', ['-q', '-F', '-I', '256', '-N', String(Math.ceil(entries * 1.2) + 1024), '-d', tree, img]);
+sh(['truncate', '-s', `${imageMiB}M`, img]);
+sh(['mkfs.ext4', '-q', '-F', '-I', '256', '-N', String(Math.ceil(entries * 1.2) + 1024), '-d', tree, img]);
 log(`tree ${tree}: ${entries} entries, ${(kib / 1024).toFixed(0)} MiB; image ${imageMiB} MiB`);
 
-const lklfs = process.env.BENCH_LKLFS ? path.resolve(process.env.BENCH_LKLFS) : path.join(root, 'bin', 'run.js');
 const ours = path.join(work, 'ours.tar');
 const ref = path.join(work, 'ref.tar');
 const jobs = {
-	fs2tar: () => timed(process.execPath, [lklfs, 'fs2tar', '-t', 'ext4', '-i', img, ours]),
-	tar: () => timed('tar', ['--format=posix', '--xattrs', '--acls', '-C', tree, '-cf', ref, '.']),
+	fs2tar: () => timed(lklfs('fs2tar', '-t', 'ext4', '-i', img, ours)),
+	// GNU tar exits 1 when a file changed while read: a real tree (BENCH_TREE) may do that.
+	tar: () => timed(['tar', '--format=posix', '--xattrs', '--acls', '-C', tree, '-cf', ref, '.'], { tolerate: [1] }),
 };
 // Once each, untimed: the tree and the image into the page cache.
 for (const job of Object.values(jobs)) job();

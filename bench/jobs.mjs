@@ -15,10 +15,13 @@ import { lklfs, log, median, round, timed } from './measure.mjs';
 
 export const MKFS = ['mkfs.ext4', '-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0'];
 
-/** mkfs.ext4 [mkfsArgs] IMG, then `lklfs cptofs [cptofsArgs]` of tree into it: one timing. */
-export function formatAndCopy(img, tree, mkfsArgs = [], cptofsArgs = []) {
+/**
+ * mkfs.ext4 [mkfsArgs] IMG, then `lklfs COMMAND -t ext4 -i IMG [args] SOURCE /`
+ * (cptofs of a tree's contents, tar2fs of an archive): one timing.
+ */
+export function formatAndCopy(img, command, source, { mkfsArgs = [], args = [] } = {}) {
 	const script = `${[...MKFS, ...mkfsArgs].join(' ')} "$1" && shift && exec "$@"`;
-	return ['sh', '-c', script, 'cptofs', img, ...lklfs('cptofs', '-t', 'ext4', '-i', img, ...cptofsArgs, `${tree}/.`, '/')];
+	return ['sh', '-c', script, command, img, ...lklfs(command, '-t', 'ext4', '-i', img, ...args, source, '/')];
 }
 
 /** An empty (sparse) image file of mib MiB. */
@@ -42,12 +45,12 @@ export function compareJobs(tree, work, { runs, imageMiB, mem128 }) {
 	for (let i = 0; i < runs; i++) {
 		if (mem128) {
 			freshImage(img, imageMiB);
-			add('cptofs_mem128', timed(formatAndCopy(img, tree, [], ['--mem', '128'])));
+			add('cptofs_mem128', timed(formatAndCopy(img, 'cptofs', `${tree}/.`, { args: ['--mem', '128'] })));
 		}
 		freshImage(img, imageMiB);
 		add('mkfs_d', timed([...MKFS, '-d', tree, img]));
 		freshImage(img, imageMiB);
-		add('cptofs', timed(formatAndCopy(img, tree)));
+		add('cptofs', timed(formatAndCopy(img, 'cptofs', `${tree}/.`)));
 
 		add('fs2tar', timed(lklfs('fs2tar', '-t', 'ext4', '-i', img, tar)));
 		fs.rmSync(tar);

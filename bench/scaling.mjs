@@ -25,7 +25,7 @@ export function scaling(work, entries) {
 	freshImage(img, mib);
 	const ref = timed([...MKFS, ...inodes, '-d', tree, img]);
 	freshImage(img, mib);
-	const cptofs = timed(formatAndCopy(img, tree, inodes));
+	const cptofs = timed(formatAndCopy(img, 'cptofs', `${tree}/.`, { mkfsArgs: inodes }));
 	const fs2tar = timed(lklfs('fs2tar', '-t', 'ext4', '-i', img, tar));
 	fs.rmSync(tar);
 	const gnuTar = timed(['tar', '-C', tree, '-cf', tar, '.']);

@@ -14,52 +14,22 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { formatAndCopy, freshImage, MKFS } from './jobs.mjs';
+import { envInt, log, median, round, sh, timed } from './measure.mjs';
 import { makeRootfsTree } from './rootfs-tree.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const lklfs = path.join(root, 'bin', 'run.js');
-const runs = Number(process.env.BENCH_RUNS ?? 3);
-const size = Number(process.env.BENCH_ENTRIES ?? 21000);
-if (!Number.isInteger(runs) || runs < 1) throw new Error('BENCH_RUNS must be a positive integer');
-if (!Number.isInteger(size) || size < 1) throw new Error('BENCH_ENTRIES must be a positive integer');
-const log = (m) => process.stderr.write(`bench: ${m}\n`);
-
+const runs = envInt('BENCH_RUNS', 3);
+const size = envInt('BENCH_ENTRIES', 21000);
 const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'lklfs-bench-tar2fs-'));
 process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
-const sh = (cmd, args) => {
-	const r = spawnSync(cmd, args, { encoding: 'utf8' });
-	if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`);
-	return r;
-};
-
-// Wall seconds and peak RSS (MiB) of a shell command line, under GNU time.
-function timed(script, ...args) {
-	const r = spawnSync('/usr/bin/time', ['-f', '%e %M', 'sh', '-c', script, 'sh', ...args], { encoding: 'utf8' });
-	const m = /([\d.]+) (\d+)\s*$/.exec(r.stderr);
-	if (r.status !== 0 || !m) throw new Error(`${script} failed:\n${r.stderr}`);
-	return { s: Number(m[1]), mib: Number(m[2]) / 1024 };
-}
-
-const median = (xs) => {
-	const s = [...xs].sort((a, b) => a - b);
-	return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-const round = (x) => Number(x.toFixed(3));
-
 const tree = path.join(work, 'tree');
 const { entries, bytes } = makeRootfsTree(tree, size);
 const tarball = path.join(work, 'tree.tar');
-sh('tar', ['--format=posix', '--numeric-owner', '-cf', tarball, '-C', tree, '.']);
+sh(['tar', '--format=posix', '--numeric-owner', '-cf', tarball, '-C', tree, '.']);
 const imageMiB = Math.ceil((bytes * 1.5) / 2 ** 20) + 64;
 const img = path.join(work, 'fs.img');
-const mkfsOpts = ['-q', '-F', '-E', 'lazy_itable_init=0,lazy_journal_init=0'];
-const freshImage = () => {
-	fs.rmSync(img, { force: true });
-	sh('truncate', ['-s', `${imageMiB}M`, img]);
-};
 
 // Whether this e2fsprogs reads a tar archive with -d (1.47.1+): tried on
 // an archive of one small file of its own (not the tree's: its names are
@@ -69,8 +39,8 @@ function mke2fsReadsTar() {
 	const small = path.join(work, 'probe.tar');
 	const probe = path.join(work, 'probe.img');
 	fs.writeFileSync(one, 'probe\n');
-	sh('tar', ['-cf', small, '-C', work, 'probe']);
-	sh('truncate', ['-s', '16M', probe]);
+	sh(['tar', '-cf', small, '-C', work, 'probe']);
+	sh(['truncate', '-s', '16M', probe]);
 	const ok = spawnSync('mkfs.ext4', ['-q', '-F', '-d', small, probe]).status === 0;
 	for (const f of [one, small, probe]) fs.rmSync(f);
 	return ok;
@@ -81,18 +51,15 @@ log(`tree: ${entries} entries, ${(bytes / 2 ** 20).toFixed(0)} MiB; tarball ${(f
 
 const results = { tar2fs: [], mke2fs_d: [] };
 const memory = [];
-const mkfs = `mkfs.ext4 ${mkfsOpts.join(' ')}`;
 for (let i = 0; i < runs; i++) {
-	freshImage();
-	sh('sync', []);
-	const ours = timed(`${mkfs} "$1" && node "$2" tar2fs -t ext4 -i "$1" "$3"`, img, lklfs, tarball);
+	freshImage(img, imageMiB);
+	const ours = timed(formatAndCopy(img, 'tar2fs', tarball));
 	results.tar2fs.push(ours.s);
 	memory.push(ours.mib);
-	sh('e2fsck', ['-fn', img]);
+	sh(['e2fsck', '-fn', img]);
 
-	freshImage();
-	sh('sync', []);
-	results.mke2fs_d.push(timed(`${mkfs} -d "$2" "$1"`, img, fromTar ? tarball : tree).s);
+	freshImage(img, imageMiB);
+	results.mke2fs_d.push(timed([...MKFS, '-d', fromTar ? tarball : tree, img]).s);
 	log(`run ${i + 1}/${runs}: tar2fs ${ours.s} s, ${reference} ${results.mke2fs_d.at(-1)} s`);
 }
 
