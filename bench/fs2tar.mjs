@@ -13,15 +13,12 @@
 // is made by mkfs.ext4 -d, outside both timings. BENCH_RUNS (3),
 // BENCH_DIR (os.tmpdir()), BENCH_LKLFS (another build's bin/run.js to time).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { envInt, lklfs, log, median, round, sh, timed } from './measure.mjs';
+import { benchDir, envInt, lklfs, log, median, printResult, round, sh, timed } from './measure.mjs';
 import { makeRootfsTree } from './rootfs-tree.mjs';
 
 const runs = envInt('BENCH_RUNS', 3);
-const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'lklfs-bench-fs2tar-'));
-process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+const work = benchDir('fs2tar');
 
 const given = process.env.BENCH_TREE;
 const tree = given ? path.resolve(given) : path.join(work, 'tree');
@@ -67,6 +64,5 @@ const result = {
 	entries,
 	mib: round(kib / 1024),
 	runs,
-	cpus: os.cpus().length,
 };
-process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+printResult(result);

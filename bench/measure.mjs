@@ -3,8 +3,10 @@
 // memory of one command (on memory the host backs), medians, the lklfs
 // command line.
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** lklfs as a user runs it: node bin/run.js ARGS (BENCH_LKLFS: another build's bin/run.js, to compare). */
@@ -36,17 +38,21 @@ export const sync = () => sh(['sync']);
 const warmGiB = Number(process.env.BENCH_WARM_GIB ?? 4);
 if (!Number.isInteger(warmGiB) || warmGiB < 0) throw new Error('BENCH_WARM_GIB must be an integer >= 0');
 const warmScript = 'const n = Number(process.argv[1]); const keep = []; for (let i = 0; i < n; i++) keep.push(Buffer.allocUnsafeSlow(1 << 30).fill(1));';
-const warmMemory = () => warmGiB && sh([process.execPath, '-e', warmScript, String(warmGiB)]);
+
+/** Before a timed run: the host's writeback flushed, memory the host backs. */
+export function settle() {
+	sync();
+	if (warmGiB) sh([process.execPath, '-e', warmScript, String(warmGiB)]);
+}
 
 /**
- * Runs argv under GNU time after a sync and a warm-up: wall seconds and
- * peak RSS in MiB (of the command itself; under sh -c, of the biggest of
- * its processes). tolerate: exit statuses besides 0 that are not a
- * failure (GNU tar's 1: a file changed while it was read).
+ * Runs argv under GNU time, settled: wall seconds and peak RSS in MiB (of
+ * the command itself; under sh -c, of the biggest of its processes).
+ * tolerate: exit statuses besides 0 that are not a failure (GNU tar's 1:
+ * a file changed while it was read).
  */
 export function timed(argv, { tolerate = [] } = {}) {
-	sync();
-	warmMemory();
+	settle();
 	const r = spawnSync('/usr/bin/time', ['-f', '%e %M', ...argv], { encoding: 'utf8', maxBuffer: 1 << 26 });
 	const m = /([\d.]+) (\d+)\s*$/.exec(r.stderr);
 	if (!m || (r.status !== 0 && !tolerate.includes(r.status))) throw new Error(`${argv.join(' ')} failed:\n${r.stderr}`);
@@ -65,4 +71,23 @@ export function envInt(name, def) {
 	const v = Number(process.env[name] ?? def);
 	if (!Number.isInteger(v) || v < 1) throw new Error(`${name} must be a positive integer`);
 	return v;
+}
+
+/** A fresh directory for a benchmark's trees and images, removed at exit (or ^C). */
+export function benchDir(name) {
+	const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), `lklfs-bench-${name}-`));
+	process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
+	for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+	return work;
+}
+
+/** Runs main when the module is the script node was started with (a benchmark run alone). */
+export function runAlone(moduleUrl, main) {
+	if (process.argv[1] && moduleUrl === pathToFileURL(path.resolve(process.argv[1])).href) main();
+}
+
+/** The result: one JSON object on stdout, with the machine it ran on. */
+export function printResult(result) {
+	const machine = { cpus: os.cpus().length, loadavg: os.loadavg().map((x) => round(x, 2)), node: process.version };
+	process.stdout.write(`${JSON.stringify({ ...result, machine }, null, 2)}\n`);
 }

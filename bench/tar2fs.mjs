@@ -1,40 +1,26 @@
 // SPDX-License-Identifier: GPL-2.0
-// tar2fs's benchmark (part of npm run bench): a rootfs-like tree's tar
-// archive unpacked into a new ext4 image, against e2fsprogs filling an
-// image of the same size: `mke2fs -d TARBALL` where the host's e2fsprogs
-// reads tar archives (1.47.1 and later), else `mke2fs -d` of the unpacked
-// tree. Both timings include making the filesystem (mke2fs -d cannot do
-// without), with the same options. Prints one JSON object: medians in
+// tar2fs's benchmark (in npm run bench; alone: node bench/tar2fs.mjs): a
+// tree's tar archive unpacked into a new ext4 image, against e2fsprogs
+// filling an image of the same size: `mke2fs -d TARBALL` where the host's
+// e2fsprogs reads tar archives (1.47.1 and later), else `mke2fs -d` of the
+// unpacked tree. Both timings include making the filesystem (mke2fs -d
+// cannot do without), with the same options. The result: medians in
 // seconds, the ratio (ours / reference, lower is better), tar2fs's peak
 // memory.
 //
-// Environment: BENCH_RUNS (3), BENCH_ENTRIES (21000: about 385 MiB),
-// BENCH_DIR (os.tmpdir()).
+// Alone, on the generated rootfs-like tree; environment: BENCH_RUNS (3),
+// BENCH_ENTRIES (21000: about 385 MiB), BENCH_DIR (os.tmpdir()).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { formatAndCopy, freshImage, MKFS } from './jobs.mjs';
-import { envInt, log, median, round, sh, timed } from './measure.mjs';
+import { benchDir, envInt, log, median, printResult, round, runAlone, sh, timed } from './measure.mjs';
 import { makeRootfsTree } from './rootfs-tree.mjs';
-
-const runs = envInt('BENCH_RUNS', 3);
-const size = envInt('BENCH_ENTRIES', 21000);
-const work = fs.mkdtempSync(path.join(process.env.BENCH_DIR || os.tmpdir(), 'lklfs-bench-tar2fs-'));
-process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-
-const tree = path.join(work, 'tree');
-const { entries, bytes } = makeRootfsTree(tree, size);
-const tarball = path.join(work, 'tree.tar');
-sh(['tar', '--format=posix', '--numeric-owner', '-cf', tarball, '-C', tree, '.']);
-const imageMiB = Math.ceil((bytes * 1.5) / 2 ** 20) + 64;
-const img = path.join(work, 'fs.img');
 
 // Whether this e2fsprogs reads a tar archive with -d (1.47.1+): tried on
 // an archive of one small file of its own (not the tree's: its names are
 // the generator's to change).
-function mke2fsReadsTar() {
+function mke2fsReadsTar(work) {
 	const one = path.join(work, 'probe');
 	const small = path.join(work, 'probe.tar');
 	const probe = path.join(work, 'probe.img');
@@ -45,33 +31,47 @@ function mke2fsReadsTar() {
 	for (const f of [one, small, probe]) fs.rmSync(f);
 	return ok;
 }
-const fromTar = mke2fsReadsTar();
-const reference = fromTar ? 'mke2fs -d TARBALL' : 'mke2fs -d TREE (this e2fsprogs reads no tar)';
-log(`tree: ${entries} entries, ${(bytes / 2 ** 20).toFixed(0)} MiB; tarball ${(fs.statSync(tarball).size / 2 ** 20).toFixed(0)} MiB; image ${imageMiB} MiB; reference: ${reference}`);
 
-const results = { tar2fs: [], mke2fs_d: [] };
-const memory = [];
-for (let i = 0; i < runs; i++) {
-	freshImage(img, imageMiB);
-	const ours = timed(formatAndCopy(img, 'tar2fs', tarball));
-	results.tar2fs.push(ours.s);
-	memory.push(ours.mib);
-	sh(['e2fsck', '-fn', img]);
+/** tar2fs of tree's archive against mke2fs -d, runs times each, alternating; shape: { entries, bytes }. */
+export function tar2fsBench(work, tree, shape, runs) {
+	const tarball = path.join(work, 'tree.tar');
+	sh(['tar', '--format=posix', '--numeric-owner', '-cf', tarball, '-C', tree, '.']);
+	const imageMiB = Math.ceil((shape.bytes * 1.5) / 2 ** 20) + 64;
+	const img = path.join(work, 'tar2fs.img');
+	const fromTar = mke2fsReadsTar(work);
+	const reference = fromTar ? 'mke2fs -d TARBALL' : 'mke2fs -d TREE (this e2fsprogs reads no tar)';
+	log(`tar2fs: tarball ${(fs.statSync(tarball).size / 2 ** 20).toFixed(0)} MiB; image ${imageMiB} MiB; reference: ${reference}`);
 
-	freshImage(img, imageMiB);
-	results.mke2fs_d.push(timed([...MKFS, '-d', fromTar ? tarball : tree, img]).s);
-	log(`run ${i + 1}/${runs}: tar2fs ${ours.s} s, ${reference} ${results.mke2fs_d.at(-1)} s`);
+	const results = { tar2fs: [], mke2fs_d: [] };
+	const memory = [];
+	for (let i = 0; i < runs; i++) {
+		freshImage(img, imageMiB);
+		const ours = timed(formatAndCopy(img, 'tar2fs', tarball));
+		results.tar2fs.push(ours.s);
+		memory.push(ours.mib);
+		sh(['e2fsck', '-fn', img]);
+
+		freshImage(img, imageMiB);
+		results.mke2fs_d.push(timed([...MKFS, '-d', fromTar ? tarball : tree, img]).s);
+		log(`tar2fs run ${i + 1}/${runs}: tar2fs ${ours.s} s, ${reference} ${results.mke2fs_d.at(-1)} s`);
+	}
+	fs.rmSync(img);
+	fs.rmSync(tarball);
+	return {
+		tar2fs_s: round(median(results.tar2fs)),
+		mke2fs_d_s: round(median(results.mke2fs_d)),
+		tar2fs_vs_mke2fs_d: round(median(results.tar2fs) / median(results.mke2fs_d)),
+		reference,
+		tar2fs_peak_rss_mib: round(Math.max(...memory), 1),
+		tar2fs_runs_s: results.tar2fs,
+		mke2fs_d_runs_s: results.mke2fs_d,
+	};
 }
 
-const result = {
-	tar2fs_s: round(median(results.tar2fs)),
-	mke2fs_d_s: round(median(results.mke2fs_d)),
-	tar2fs_vs_mke2fs_d: round(median(results.tar2fs) / median(results.mke2fs_d)),
-	reference,
-	tar2fs_peak_rss_mib: round(Math.max(...memory)),
-	entries,
-	mib: round(bytes / 2 ** 20),
-	runs,
-	cpus: os.cpus().length,
-};
-process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+runAlone(import.meta.url, () => {
+	const work = benchDir('tar2fs');
+	const tree = path.join(work, 'tree');
+	const shape = makeRootfsTree(tree, envInt('BENCH_ENTRIES', 21000));
+	const runs = envInt('BENCH_RUNS', 3);
+	printResult({ ...tar2fsBench(work, tree, shape, runs), entries: shape.entries, mib: round(shape.bytes / 2 ** 20, 1), runs });
+});

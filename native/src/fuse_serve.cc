@@ -15,6 +15,7 @@
 
 #include <lkl/linux/resource.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdarg>
 #include <cstdlib>
@@ -101,6 +102,26 @@ int WaitSet(Server *s) {
   return ep;
 }
 
+// A request wakes this thread, and on a virtual machine waking a thread
+// whose virtual CPU has halted costs a round trip through the host: tens
+// of microseconds, as much as serving the request. A client's requests
+// come in bursts (cp -a: seven a small file, each sent a few
+// microseconds after the reply to the one before), so after a request
+// the thread polls for the next one for a while before it sleeps. On the
+// 2-core development VM: cp -a of a rootfs-like tree into the mount in
+// 3.1-3.4 s instead of 5.2-6.0 s (50 us: 3.3-3.4 s, 200 us: 3.1 s). An
+// idle mount does not poll.
+constexpr auto kPollFor = std::chrono::microseconds(100);
+
+// Waits for a request or the stop event (1), or fails (-1, errno).
+int WaitForWork(int ep, struct epoll_event *ev, std::chrono::steady_clock::time_point last_request) {
+  int ready;
+  do {
+    ready = epoll_wait(ep, ev, 1, 0);
+  } while (ready == 0 && std::chrono::steady_clock::now() - last_request < kPollFor);
+  return ready == 0 ? epoll_wait(ep, ev, 1, -1) : ready;
+}
+
 void Serve(Server *s) {
   long ret = PrepareFuseThread();
   int ep = ret < 0 ? -1 : WaitSet(s);
@@ -114,15 +135,17 @@ void Serve(Server *s) {
   if (ret < 0) return;
   const FuseLib *lib = s->state.lib;
   struct fuse_buf buf = {};
+  auto last_request = std::chrono::steady_clock::now();
   while (!lib->fuse_session_exited(s->session)) {
     struct epoll_event ev;
-    int ready = epoll_wait(ep, &ev, 1, -1);
+    int ready = WaitForWork(ep, &ev, last_request);
     if (ready < 0 && errno != EINTR) break;
     if (ready > 0 && ev.data.fd == s->stop) break;
     int n = lib->fuse_session_receive_buf(s->session, &buf);
     if (n == -EINTR || n == -EAGAIN) continue;
     if (n <= 0) break;  // 0: unmounted
     lib->fuse_session_process_buf(s->session, &buf);
+    last_request = std::chrono::steady_clock::now();
   }
   close(ep);
   free(buf.mem);
