@@ -108,7 +108,7 @@ int WaitSet(Server *s) {
 // come in bursts (cp -a: seven a small file, each sent a few
 // microseconds after the reply to the one before), so after a request
 // the thread polls for the next one for a while before it sleeps. On the
-// 2-core development VM: cp -a of a rootfs-like tree into the mount in
+// 2-core development VM: cp -a of an 8,207-entry, 381 MiB tree into the mount in
 // 3.1-3.4 s instead of 5.2-6.0 s (50 us: 3.3-3.4 s, 200 us: 3.1 s). An
 // idle mount does not poll.
 constexpr auto kPollFor = std::chrono::microseconds(100);
