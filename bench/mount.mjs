@@ -12,7 +12,10 @@
 // checked with e2fsck -fn afterwards. The result: medians in seconds, and
 // ratios (lklfs / reference, lower is better) for cp -a + unmount and for
 // tar; the daemon's peak RSS in MiB; the references this machine cannot
-// run, and why.
+// run, and why. And what one request costs (round-trip.c): statfs(2) on
+// each mount (one FUSE request each on the FUSE mounts) against a byte
+// sent to another process and back, the floor under any such request on
+// this machine.
 //
 // Alone, on the generated rootfs-like tree; environment: BENCH_RUNS (3),
 // BENCH_ENTRIES (21000), BENCH_DIR (os.tmpdir()).
@@ -99,6 +102,13 @@ function unavailable(img, mnt) {
 	return skipped;
 }
 
+// round-trip.c, built into work: its mean in microseconds for args.
+function roundTripProbe(work) {
+	const exe = path.join(work, 'round-trip');
+	sh(['cc', '-O2', '-o', exe, new URL('./round-trip.c', import.meta.url).pathname]);
+	return (...args) => round(Number(sh([exe, ...args])), 2);
+}
+
 /** cp -a of tree into an image and tar of it back out, each way of mounting, runs times; shape: { entries, bytes }. */
 export function mountBench(work, tree, shape, runs) {
 	const mnt = path.join(work, 'mnt');
@@ -123,11 +133,14 @@ export function mountBench(work, tree, shape, runs) {
 
 		const results = Object.fromEntries(Object.keys(methods).map((m) => [m, { mount: [], cp: [], umount: [], tar: [] }]));
 		const rss = [];
+		const probe = roundTripProbe(work);
+		const roundTrip = { pipe_to_polling_process: probe('pipe'), statfs: {} };
 		for (let i = 0; i < runs; i++) {
 			for (const [name, m] of Object.entries(methods)) {
 				const r = results[name];
 				fresh();
 				r.mount.push(seconds(() => m.mount()));
+				if (i === 0) roundTrip.statfs[name] = probe('statfs', mnt);
 				settle();
 				r.cp.push(seconds(() => sh(['cp', '-a', tree, path.join(mnt, 'tree')])));
 				if (name === 'lklfs') rss.push(peakMiB(daemonPid(img, mnt)));
@@ -154,6 +167,7 @@ export function mountBench(work, tree, shape, runs) {
 			...Object.fromEntries(Object.entries(med).map(([name, m]) => [name, { ...m, cp_in: round(into(name)) }])),
 			...ratios,
 			lklfs_daemon_peak_rss_mib: round(Math.max(...rss), 1),
+			round_trip_us: roundTrip,
 			skipped,
 		};
 	} finally {
