@@ -20,10 +20,15 @@ function check(r: SpawnSyncReturns<string>, what: string): string {
   return r.stdout;
 }
 
-/** What npm, its lifecycle scripts and lklfs may see of the environment. */
+/**
+ * What npm, its lifecycle scripts and lklfs may see of the environment:
+ * with the way to the registry (proxies, and the certificates of one that
+ * re-signs TLS, NODE_EXTRA_CA_CERTS: without it npm retried until the
+ * test timed out in a fresh chroot behind such a proxy).
+ */
 function npmEnv(path: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const passed = Object.entries(process.env).filter(([k]) =>
-    /^(home|https?_proxy|no_proxy|npm_config_(cache|userconfig|registry|proxy|https_proxy|cafile|strict_ssl)|lkl_cache_dir|xdg_cache_home|lkl_kernel_tarball)$/i.test(k),
+    /^(home|https?_proxy|no_proxy|node_extra_ca_certs|npm_config_(cache|userconfig|registry|proxy|https_proxy|ca|cafile|strict_ssl)|lkl_cache_dir|xdg_cache_home|lkl_kernel_tarball)$/i.test(k),
   );
   return { ...Object.fromEntries(passed), PATH: path, ...extra };
 }
