@@ -22,6 +22,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { freshImage, MKFS } from './jobs.mjs';
 import { benchDir, envInt, lklfs, log, median, printResult, round, runAlone, settle, sh } from './measure.mjs';
 import { makeRootfsTree } from './rootfs-tree.mjs';
@@ -105,7 +106,7 @@ function unavailable(img, mnt) {
 // round-trip.c, built into work: its mean in microseconds for args.
 function roundTripProbe(work) {
 	const exe = path.join(work, 'round-trip');
-	sh(['cc', '-O2', '-o', exe, new URL('./round-trip.c', import.meta.url).pathname]);
+	sh(['cc', '-O2', '-o', exe, fileURLToPath(new URL('./round-trip.c', import.meta.url))]);
 	return (...args) => round(Number(sh([exe, ...args])), 2);
 }
 
