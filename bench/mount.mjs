@@ -1,13 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 // The mount benchmark (in npm run bench; alone: node bench/mount.mjs): an
-// ext4 image mounted three ways, doing the same work on one tree:
+// ext4 image mounted four ways, doing the same work on one tree:
 //
 //   lklfs mount (FUSE, our kernel)  vs  fuse2fs (FUSE, e2fsprogs)
 //                                   vs  the host kernel's loop mount (root only)
+//                                   vs  that loop mount behind fuse-overlayfs
+//
+// The last is the host's own ext4 reached through a mature FUSE
+// passthrough: its ratio to the loop mount is what FUSE alone costs on
+// this machine, the least any FUSE mount can hope for here.
 //
 // For each: cp -a of the tree into a fresh image, the unmount (until the
-// image is written and let go: lklfs umount waits for its daemon, fuse2fs's
-// daemon is waited for), then, mounted again, tar -cf of the tree out of
+// image is written and let go: lklfs umount waits for its daemon, the
+// other FUSE daemons are waited for), then, mounted again, tar -cf of the tree out of
 // it; the cp and the tar each start settled (measure.mjs). Every image is
 // checked with e2fsck -fn afterwards. The result: medians in seconds, and
 // ratios (lklfs / reference, lower is better) for cp -a + unmount and for
@@ -39,9 +44,11 @@ function isMounted(dir) {
 }
 
 // Nothing of ours stays mounted, even after a failure.
-function unmountAll(mnt) {
-	for (let i = 0; i < 3 && isMounted(mnt); i++) spawnSync('umount', ['-l', mnt]);
-	if (isMounted(mnt)) spawnSync('fusermount3', ['-u', '-z', mnt]);
+function unmountAll(...dirs) {
+	for (const dir of dirs) {
+		for (let i = 0; i < 3 && isMounted(dir); i++) spawnSync('umount', ['-l', dir]);
+		if (isMounted(dir)) spawnSync('fusermount3', ['-u', '-z', dir]);
+	}
 }
 
 const daemonPid = (img, mnt) =>
@@ -58,36 +65,64 @@ const daemonPid = (img, mnt) =>
 		});
 const peakMiB = (pid) => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
-// Each way of mounting img on mnt: mount, and unmount until the image is let go.
-function mountMethods(img, mnt) {
+// A FUSE daemon run in the foreground (here, a child) so that its end
+// can be waited for: it may write its last blocks after the unmount.
+function foregroundFuse(mnt, argv) {
+	let child;
+	return {
+		mount() {
+			child = spawn(argv[0], argv.slice(1), { stdio: 'ignore' });
+			const t = now();
+			while (!isMounted(mnt)) {
+				if (now() - t > 30) throw new Error(`${argv[0]} did not mount`);
+				spawnSync('sleep', ['0.01']);
+			}
+		},
+		umount() {
+			sh(['fusermount3', '-u', mnt]);
+			const pid = child.pid;
+			while (fs.existsSync(`/proc/${pid}`) && !/State:\s+Z/.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')))
+				spawnSync('sleep', ['0.005']);
+		},
+	};
+}
+
+// fuse-overlayfs's layers in the loop-mounted image: an empty lower
+// layer, so that it passes everything through to the upper one.
+function overlayLayers(backing) {
+	const layer = (name) => path.join(backing, name);
+	return `lowerdir=${layer('lower')},upperdir=${layer('upper')},workdir=${layer('work')}`;
+}
+
+// fuse, mounted over img loop-mounted on backing.
+function overLoop(img, backing, fuse) {
+	return {
+		mount() {
+			sh(['mount', '-o', 'loop', img, backing]);
+			for (const layer of ['lower', 'upper', 'work']) fs.mkdirSync(path.join(backing, layer), { recursive: true });
+			fuse.mount();
+		},
+		umount() {
+			fuse.umount();
+			sh(['umount', backing]);
+		},
+	};
+}
+
+// Each way of mounting img on mnt: mount, and unmount until the image is
+// let go (fuse_over_loop's loop mount is on backing).
+function mountMethods(img, mnt, backing) {
 	return {
 		lklfs: {
 			mount: () => sh(lklfs('mount', img, mnt)),
 			umount: () => sh(lklfs('umount', mnt)),
 		},
-		fuse2fs: {
-			child: undefined,
-			mount() {
-				// In the foreground (here, a child) so that its end can be waited for.
-				this.child = spawn('fuse2fs', ['-f', img, mnt], { stdio: 'ignore' });
-				const t = now();
-				while (!isMounted(mnt)) {
-					if (now() - t > 30) throw new Error('fuse2fs did not mount');
-					spawnSync('sleep', ['0.01']);
-				}
-			},
-			umount() {
-				sh(['fusermount3', '-u', mnt]);
-				// fuse2fs writes its last blocks after the unmount: wait for it.
-				const pid = this.child.pid;
-				while (fs.existsSync(`/proc/${pid}`) && !/State:\s+Z/.test(fs.readFileSync(`/proc/${pid}/status`, 'utf8')))
-					spawnSync('sleep', ['0.005']);
-			},
-		},
+		fuse2fs: foregroundFuse(mnt, ['fuse2fs', '-f', img, mnt]),
 		loop: {
 			mount: () => sh(['mount', '-o', 'loop', img, mnt]),
 			umount: () => sh(['umount', mnt]),
 		},
+		fuse_over_loop: overLoop(img, backing, foregroundFuse(mnt, ['fuse-overlayfs', '-f', '-o', overlayLayers(backing), mnt])),
 	};
 }
 
@@ -96,10 +131,13 @@ function unavailable(img, mnt) {
 	if (!fs.existsSync('/dev/fuse') || spawnSync('sh', ['-c', 'command -v fusermount3']).status !== 0)
 		return { lklfs: 'no /dev/fuse or no fusermount3 (Debian: fuse3)', fuse2fs: 'no FUSE', loop: 'nothing to compare with' };
 	const skipped = {};
-	if (spawnSync('sh', ['-c', 'command -v fuse2fs']).status !== 0) skipped.fuse2fs = 'fuse2fs is not installed (Debian: fuse2fs)';
+	const missing = (command) => spawnSync('sh', ['-c', `command -v ${command}`]).status !== 0;
+	if (missing('fuse2fs')) skipped.fuse2fs = 'fuse2fs is not installed (Debian: fuse2fs)';
 	const probe = spawnSync('mount', ['-o', 'loop,ro', img, mnt], { encoding: 'utf8' });
 	if (probe.status === 0) sh(['umount', mnt]);
-	else skipped.loop = `no loop mount here: ${probe.stderr.trim() || 'mount failed'}`;
+	else skipped.loop = skipped.fuse_over_loop = `no loop mount here: ${probe.stderr.trim() || 'mount failed'}`;
+	if (!skipped.loop && missing('fuse-overlayfs'))
+		skipped.fuse_over_loop = 'fuse-overlayfs is not installed (Debian: fuse-overlayfs)';
 	return skipped;
 }
 
@@ -113,19 +151,21 @@ function roundTripProbe(work) {
 /** cp -a of tree into an image and tar of it back out, each way of mounting, runs times; shape: { entries, bytes }. */
 export function mountBench(work, tree, shape, runs) {
 	const mnt = path.join(work, 'mnt');
+	const backing = path.join(work, 'backing');
 	fs.mkdirSync(mnt);
+	fs.mkdirSync(backing);
 	const img = path.join(work, 'mount.img');
 	const imageMiB = Math.ceil((shape.bytes * 1.4) / 2 ** 20) + 128;
 	const fresh = () => {
 		freshImage(img, imageMiB);
 		sh([...MKFS, img]);
 	};
-	const cleanup = () => unmountAll(mnt);
+	const cleanup = () => unmountAll(mnt, backing);
 	process.on('exit', cleanup);
 	try {
 		fresh();
 		const skipped = unavailable(img, mnt);
-		const methods = mountMethods(img, mnt);
+		const methods = mountMethods(img, mnt, backing);
 		for (const [name, why] of Object.entries(skipped)) {
 			log(`mount: ${name} skipped: ${why}`);
 			delete methods[name];
@@ -163,6 +203,11 @@ export function mountBench(work, tree, shape, runs) {
 		for (const ref of Object.keys(methods).filter((m) => m !== 'lklfs')) {
 			ratios[`cp_in_vs_${ref}`] = round(into('lklfs') / into(ref));
 			ratios[`tar_out_vs_${ref}`] = round(med.lklfs.tar / med[ref].tar);
+		}
+		// What FUSE alone costs here, the same work on both sides.
+		if (med.loop && med.fuse_over_loop) {
+			ratios.fuse_over_loop_cp_in_vs_loop = round(into('fuse_over_loop') / into('loop'));
+			ratios.fuse_over_loop_tar_out_vs_loop = round(med.fuse_over_loop.tar / med.loop.tar);
 		}
 		return {
 			...Object.fromEntries(Object.entries(med).map(([name, m]) => [name, { ...m, cp_in: round(into(name)) }])),

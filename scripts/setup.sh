@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 # against libfuse3's headers. Test tools make and judge images in the tests
 # (and time the benchmarks: GNU time, not the shell's keyword; tar2fs reads
 # zstd archives through the host's zstd, and its tests read bsdtar's;
-# lklfs mount needs fusermount3, its tests git, its benchmark fuse2fs).
+# lklfs mount needs fusermount3, its tests git, its benchmark fuse2fs and
+# fuse-overlayfs).
 build_tools=(
 	gcc gcc
 	g++ g++
@@ -57,6 +58,7 @@ test_tools=(
 	fusermount3 fuse3
 	git git
 	fuse2fs fuse2fs
+	fuse-overlayfs fuse-overlayfs
 )
 
 # The packages of the tools in "$@" (pairs) whose command (or, given as
