@@ -11,7 +11,8 @@
 //             (medians of BENCH_RUNS, peak RSS; see jobs.mjs)
 //   tar2fs    the generated tree's archive: tar2fs vs mke2fs -d (tar2fs.mjs)
 //   mount     the generated tree: cp -a in and tar out through lklfs mount,
-//             fuse2fs and a loop mount (mount.mjs)
+//             fuse2fs, a loop mount and the loop mount behind fuse-overlayfs
+//             (mount.mjs)
 //   scaling   flat trees of 100k and 1M tiny entries: cptofs and fs2tar per
 //             entry and peak RSS (1M only with BENCH_1M=1: it takes minutes)
 //
