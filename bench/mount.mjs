@@ -12,15 +12,15 @@
 //
 // For each: cp -a of the tree into a fresh image, the unmount (until the
 // image is written and let go: lklfs umount waits for its daemon, the
-// other FUSE daemons are waited for), then, mounted again, tar -cf of the tree out of
-// it; the cp and the tar each start settled (measure.mjs). Every image is
-// checked with e2fsck -fn afterwards. The result: medians in seconds, and
-// ratios (lklfs / reference, lower is better) for cp -a + unmount and for
-// tar; the daemon's peak RSS in MiB; the references this machine cannot
-// run, and why. And what one request costs (round-trip.c): statfs(2) on
-// each mount (one FUSE request each on the FUSE mounts) against a byte
-// sent to another process and back, the floor under any such request on
-// this machine.
+// other FUSE daemons are waited for), then, mounted again, tar -cf of the
+// tree out of it; the cp and the tar each start settled (measure.mjs).
+// Every image is checked with e2fsck -fn afterwards. The result: medians
+// in seconds, and ratios (lklfs / reference, lower is better; and
+// fuse-overlayfs / loop) for cp -a + unmount and for tar; the daemon's
+// peak RSS in MiB; the references this machine cannot run, and why. And
+// what one request costs (round-trip.c): statfs(2) on each mount (one
+// FUSE request each on the FUSE mounts) against a byte sent to another
+// process and back, the floor under any such request on this machine.
 //
 // Alone, on the generated rootfs-like tree; environment: BENCH_RUNS (3),
 // BENCH_ENTRIES (21000), BENCH_DIR (os.tmpdir()).
@@ -129,7 +129,12 @@ function mountMethods(img, mnt, backing) {
 // What this machine cannot run, and why: { method: reason }.
 function unavailable(img, mnt) {
 	if (!fs.existsSync('/dev/fuse') || spawnSync('sh', ['-c', 'command -v fusermount3']).status !== 0)
-		return { lklfs: 'no /dev/fuse or no fusermount3 (Debian: fuse3)', fuse2fs: 'no FUSE', loop: 'nothing to compare with' };
+		return {
+			lklfs: 'no /dev/fuse or no fusermount3 (Debian: fuse3)',
+			fuse2fs: 'no FUSE',
+			loop: 'nothing to compare with',
+			fuse_over_loop: 'no FUSE',
+		};
 	const skipped = {};
 	const missing = (command) => spawnSync('sh', ['-c', `command -v ${command}`]).status !== 0;
 	if (missing('fuse2fs')) skipped.fuse2fs = 'fuse2fs is not installed (Debian: fuse2fs)';
