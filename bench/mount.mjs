@@ -128,7 +128,8 @@ function mountMethods(img, mnt, backing) {
 
 // What this machine cannot run, and why: { method: reason }.
 function unavailable(img, mnt) {
-	if (!fs.existsSync('/dev/fuse') || spawnSync('sh', ['-c', 'command -v fusermount3']).status !== 0)
+	const missing = (command) => spawnSync('sh', ['-c', `command -v ${command}`]).status !== 0;
+	if (!fs.existsSync('/dev/fuse') || missing('fusermount3'))
 		return {
 			lklfs: 'no /dev/fuse or no fusermount3 (Debian: fuse3)',
 			fuse2fs: 'no FUSE',
@@ -136,7 +137,6 @@ function unavailable(img, mnt) {
 			fuse_over_loop: 'no FUSE',
 		};
 	const skipped = {};
-	const missing = (command) => spawnSync('sh', ['-c', `command -v ${command}`]).status !== 0;
 	if (missing('fuse2fs')) skipped.fuse2fs = 'fuse2fs is not installed (Debian: fuse2fs)';
 	const probe = spawnSync('mount', ['-o', 'loop,ro', img, mnt], { encoding: 'utf8' });
 	if (probe.status === 0) sh(['umount', mnt]);
