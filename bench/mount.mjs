@@ -94,17 +94,26 @@ function overlayLayers(backing) {
 	return `lowerdir=${layer('lower')},upperdir=${layer('upper')},workdir=${layer('work')}`;
 }
 
+// The host kernel's own mount of img on dir (root only).
+function loopMount(img, dir) {
+	return {
+		mount: () => sh(['mount', '-o', 'loop', img, dir]),
+		umount: () => sh(['umount', dir]),
+	};
+}
+
 // fuse, mounted over img loop-mounted on backing.
 function overLoop(img, backing, fuse) {
+	const loop = loopMount(img, backing);
 	return {
 		mount() {
-			sh(['mount', '-o', 'loop', img, backing]);
+			loop.mount();
 			for (const layer of ['lower', 'upper', 'work']) fs.mkdirSync(path.join(backing, layer), { recursive: true });
 			fuse.mount();
 		},
 		umount() {
 			fuse.umount();
-			sh(['umount', backing]);
+			loop.umount();
 		},
 	};
 }
@@ -118,10 +127,7 @@ function mountMethods(img, mnt, backing) {
 			umount: () => sh(lklfs('umount', mnt)),
 		},
 		fuse2fs: foregroundFuse(mnt, ['fuse2fs', '-f', img, mnt]),
-		loop: {
-			mount: () => sh(['mount', '-o', 'loop', img, mnt]),
-			umount: () => sh(['umount', mnt]),
-		},
+		loop: loopMount(img, mnt),
 		fuse_over_loop: overLoop(img, backing, foregroundFuse(mnt, ['fuse-overlayfs', '-f', '-o', overlayLayers(backing), mnt])),
 	};
 }
